@@ -1,0 +1,85 @@
+"""Settings, read once from the environment (``PIXSEARCH_*``).
+
+Endpoints are deliberately absent: boto3 reads the standard ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL_SQS`` variables itself, so the same
+code talks to moto, LocalStack, MinIO or AWS.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of pixsearch. Environment variable = ``PIXSEARCH_`` + field name."""
+
+    model_config = SettingsConfigDict(env_prefix="PIXSEARCH_", extra="ignore", frozen=True)
+
+    # Object store and queues
+    bucket: str = "pixsearch"
+    queue_prefix: str = "pixsearch-"
+    region: str = Field(default="us-east-1")
+
+    # Model
+    model: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+    torch_threads: int = Field(default=2, ge=1)
+    embed_batch_size: int = Field(default=32, ge=1)
+    device: str = "cpu"
+
+    # Download
+    download_concurrency: int = Field(default=64, ge=1)
+    download_per_host_concurrency: int = Field(default=16, ge=1)
+    download_connect_timeout_s: float = Field(default=10.0, gt=0)
+    download_read_timeout_s: float = Field(default=20.0, gt=0)
+    download_total_timeout_s: float = Field(default=60.0, gt=0)
+    download_retries: int = Field(default=2, ge=0)
+    download_retry_after_cap_s: float = Field(default=10.0, ge=0)
+    download_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    download_max_redirects: int = Field(default=5, ge=0)
+    download_max_pixels: int = Field(default=89_478_485, gt=0)
+    download_resize_max_side: int = Field(default=0, ge=0)
+    download_respect_robots: bool = True
+    download_chunk_size: int = Field(default=1000, ge=1)
+    download_user_agent: str = "pixsearch/0.1 (+https://github.com/pixsearch/pixsearch)"
+    # Comma-separated host:port pairs or CIDRs that may be fetched although non-public.
+    download_allow: str = ""
+
+    # Index
+    index_compact_segments: int = Field(default=8, ge=2)
+    index_flat_max: int = Field(default=50_000, ge=1)
+
+    # Search
+    search_k_max: int = Field(default=100, ge=1)
+    search_text_max_chars: int = Field(default=1000, ge=1)
+    search_upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    search_refresh_s: float = Field(default=5.0, ge=0)
+    search_query_cache_size: int = Field(default=1024, ge=0)
+
+    # Local stack
+    data_dir: Path = Path(".pixsearch")
+    moto_host: str = "127.0.0.1"
+    moto_port: int = 4566
+    api_host: str = "127.0.0.1"
+    api_port: int = 5001
+    webapp_port: int = 8501
+    # Local queues use a short visibility timeout that the dispatcher extends while a
+    # batch is in flight, so a failed record is retried in seconds, not hours.
+    local_visibility_timeout_s: int = Field(default=30, ge=1)
+    poll_wait_s: int = Field(default=1, ge=0, le=20)
+
+    @property
+    def model_tag(self) -> str:
+        from pixsearch.layout import model_tag
+
+        return model_tag(self.model, self.pretrained)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once; tests build their own ``Settings``)."""
+    return Settings()

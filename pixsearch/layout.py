@@ -1,0 +1,87 @@
+"""The bucket key layout, in one place (see DESIGN.md, "Bucket layout")."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+URLS = "urls/"
+IMAGES = "images/"
+MAPS = "maps/"
+EMBEDDINGS = "embeddings/"
+INDEX = "index/"
+
+PREFIXES = (URLS, IMAGES, MAPS, EMBEDDINGS, INDEX)
+
+SHARD_SUFFIX = ".npy"
+SHARD_IDS_SUFFIX = ".ids.json"
+MANIFEST_NAME = "MANIFEST.json"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def model_tag(model: str, pretrained: str) -> str:
+    """A key-safe tag naming model and weights, e.g. ``ViT-B-32__laion2b_s34b_b79k``.
+
+    A path or URI as ``pretrained`` is reduced to its file name, so the tag stays
+    short and stable across machines.
+    """
+    weights = PurePosixPath(pretrained.rstrip("/")).name if "/" in pretrained else pretrained
+    return f"{_UNSAFE.sub('-', model)}__{_UNSAFE.sub('-', weights or 'none')}"
+
+
+def image_key(sha256: str, ext: str) -> str:
+    return f"{IMAGES}{sha256[:2]}/{sha256}.{ext.lstrip('.').lower()}"
+
+
+def list_name(url_list_key: str) -> str:
+    """``urls/a/b.txt.gz`` -> ``a/b``: the name a URL list's map and summary live under."""
+    name = url_list_key.removeprefix(URLS)
+    for suffix in (".gz",):
+        name = name.removesuffix(suffix)
+    stem, dot, ext = name.rpartition(".")
+    return stem if dot and "/" not in ext else name
+
+
+def url_map_key(list_name: str, part: int) -> str:
+    return f"{MAPS}{list_name}/{part:05d}.jsonl"
+
+
+def url_map_prefix(list_name: str) -> str:
+    return f"{MAPS}{list_name}/"
+
+
+def summary_key(list_name: str) -> str:
+    return f"{MAPS}{list_name}/_SUMMARY.json"
+
+
+def embeddings_prefix(tag: str) -> str:
+    return f"{EMBEDDINGS}{tag}/"
+
+
+def shard_ids_key(tag: str, shard_id: str) -> str:
+    return f"{EMBEDDINGS}{tag}/{shard_id}{SHARD_IDS_SUFFIX}"
+
+
+def shard_key(tag: str, shard_id: str) -> str:
+    return f"{EMBEDDINGS}{tag}/{shard_id}{SHARD_SUFFIX}"
+
+
+def parse_shard_key(key: str) -> tuple[str, str]:
+    """``embeddings/{tag}/{shard}.npy`` -> ``(tag, shard)``; ValueError otherwise."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != EMBEDDINGS or not parts[2].endswith(SHARD_SUFFIX):
+        raise ValueError(f"not an embedding shard key: {key!r}")
+    return parts[1], parts[2].removesuffix(SHARD_SUFFIX)
+
+
+def index_prefix(tag: str) -> str:
+    return f"{INDEX}{tag}/"
+
+
+def segment_key(tag: str, segment_id: str) -> str:
+    return f"{INDEX}{tag}/segments/{segment_id}.faiss"
+
+
+def manifest_key(tag: str) -> str:
+    return f"{INDEX}{tag}/{MANIFEST_NAME}"

@@ -1,0 +1,1 @@
+"""The local runtime: an embedded object store + queues, and a Lambda-style dispatcher."""
