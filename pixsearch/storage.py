@@ -131,7 +131,7 @@ class ObjectStore:
     def replace_if_match(
         self, key: str, data: bytes, etag: str, *, content_type: str | None = None
     ) -> str:
-        """Replace ``key`` only if its current ETag is ``etag``; :class:`ConflictError` otherwise."""
+        """Replace ``key`` only if its ETag is still ``etag``; :class:`ConflictError` otherwise."""
         return self._put(key, data, content_type, None, IfMatch=f'"{_etag(etag)}"')
 
     def delete(self, key: str) -> None:
