@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.aws"]
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.images"]
