@@ -1,0 +1,313 @@
+"""Lambda's SQS event source mapping, done locally: poll queues, invoke handlers, settle.
+
+For every stage of the topology the dispatcher receives batches from the stage's
+queue, hands them to the stage's handler in Lambda's event shape with a context
+object, deletes the records that succeeded and leaves the ``batchItemFailures``
+(or the whole batch, if the handler raised) for redelivery after the visibility
+timeout. The queue's own redrive policy moves a record received more than
+``maxReceiveCount`` times to the dead-letter queue, exactly as on AWS.
+
+One deliberate difference: local queues have a short visibility timeout and the
+dispatcher extends it while a batch is in flight, so a failed record is retried
+in seconds rather than after six function timeouts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pixsearch import topology
+from pixsearch.config import Settings
+from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
+from pixsearch.storage import client
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+_MAX_RECEIVE = 10  # SQS's limit for one ReceiveMessage call
+
+
+def import_handler(path: str) -> Handler | None:
+    """``"module:function"`` -> the function, or None when the module does not exist yet."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            return None
+        raise
+    return getattr(module, attribute)
+
+
+def available_handlers() -> dict[str, Handler]:
+    """The handlers of the stages that exist in this installation, by stage name."""
+    found = {spec.name: import_handler(spec.handler) for spec in topology.STAGES}
+    return {name: handler for name, handler in found.items() if handler is not None}
+
+
+@dataclass
+class StageStats:
+    invocations: int = 0
+    records: int = 0
+    failed_records: int = 0
+    errors: int = 0
+
+
+@dataclass
+class _InFlight:
+    """Receipt handles whose visibility the heartbeat keeps extending."""
+
+    handles: dict[str, set[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, queue_url: str, receipts: list[str]) -> None:
+        with self.lock:
+            self.handles.setdefault(queue_url, set()).update(receipts)
+
+    def remove(self, queue_url: str, receipts: list[str]) -> None:
+        with self.lock:
+            self.handles.get(queue_url, set()).difference_update(receipts)
+
+    def snapshot(self) -> dict[str, list[str]]:
+        with self.lock:
+            return {url: sorted(handles) for url, handles in self.handles.items() if handles}
+
+
+class Dispatcher:
+    """Drives the stage handlers from their queues the way Lambda's SQS event source does."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue_urls: dict[str, topology.QueueUrls],
+        handlers: dict[str, Handler] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue_urls = queue_urls
+        self.handlers = available_handlers() if handlers is None else handlers
+        self.stats = {name: StageStats() for name in self.handlers}
+        self.sqs = client("sqs", settings.region)
+        self._arns: dict[str, str] = {}
+        self._in_flight = _InFlight()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def absent_stages(self) -> list[str]:
+        return [spec.name for spec in topology.STAGES if spec.name not in self.handlers]
+
+    # --- running in the background -------------------------------------------------
+
+    def start(self) -> None:
+        """Start one poller thread per unit of each stage's concurrency, plus the heartbeat."""
+        self._stop.clear()
+        for name in self.handlers:
+            for worker in range(topology.stage(name).max_concurrency):
+                thread = threading.Thread(
+                    target=self._poll_forever, args=(name,), name=f"{name}-{worker}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(self._stop,), name="heartbeat", daemon=True
+        )
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop polling; batches in flight finish first (up to ``timeout_s``)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def _poll_forever(self, name: str) -> None:
+        spec = topology.stage(name)
+        while not self._stop.is_set():
+            try:
+                messages = self._receive(name, wait=True, window_s=spec.batching_window_s)
+                if messages:
+                    self._invoke(name, messages)
+            except Exception:  # noqa: BLE001 - a poller must survive a flaky endpoint
+                log.exception("poller for stage %s failed; retrying", name)
+                self._stop.wait(1.0)
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        period = max(0.5, self.settings.local_visibility_timeout_s / 3)
+        while not stop.wait(period):
+            self.extend_visibility()
+
+    def extend_visibility(self) -> None:
+        """Push back the visibility timeout of every record still being handled."""
+        for queue_url, receipts in self._in_flight.snapshot().items():
+            for start in range(0, len(receipts), _MAX_RECEIVE):
+                entries = [
+                    {
+                        "Id": str(position),
+                        "ReceiptHandle": receipt,
+                        "VisibilityTimeout": self.settings.local_visibility_timeout_s,
+                    }
+                    for position, receipt in enumerate(receipts[start : start + _MAX_RECEIVE])
+                ]
+                try:
+                    self.sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+                except Exception:  # noqa: BLE001 - the record is simply redelivered later
+                    log.warning("could not extend visibility on %s", queue_url, exc_info=True)
+
+    # --- running to completion (tests, one-shot runs) -------------------------------
+
+    def drain(self, timeout_s: float = 120.0) -> None:
+        """Handle messages until every stage queue is empty and nothing is in flight.
+
+        Records that failed come back after the visibility timeout and are handled
+        again until they succeed or the redrive policy moves them to the DLQ, so a
+        drain also waits for those.
+        """
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True)
+        heartbeat.start()
+        try:
+            self._drain(time.monotonic() + timeout_s)
+        finally:
+            done.set()
+            heartbeat.join()
+
+    def _drain(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            worked = False
+            for spec in topology.STAGES:
+                if spec.name not in self.handlers:
+                    continue
+                messages = self._receive(spec.name, wait=False, window_s=0)
+                if messages:
+                    worked = True
+                    self._invoke(spec.name, messages)
+            if not worked:
+                if self.idle():
+                    return
+                time.sleep(0.2)
+        raise TimeoutError(f"queues not drained in time: {self.depths()}")
+
+    def depths(self) -> dict[str, tuple[int, int]]:
+        """(visible, in flight) per stage queue."""
+        result = {}
+        for name, urls in self.queue_urls.items():
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=urls.queue,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            result[name] = (
+                int(attributes["ApproximateNumberOfMessages"]),
+                int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            )
+        return result
+
+    def idle(self) -> bool:
+        return all(
+            visible == 0 and hidden == 0
+            for name, (visible, hidden) in self.depths().items()
+            if name in self.handlers
+        )
+
+    # --- one invocation ---------------------------------------------------------------
+
+    def _receive(self, name: str, *, wait: bool, window_s: int) -> list[dict[str, Any]]:
+        """Up to the stage's batch size, gathered within its batching window."""
+        spec = topology.stage(name)
+        url = self.queue_urls[name].queue
+        messages: list[dict[str, Any]] = []
+        window_end = time.monotonic() + window_s
+        while len(messages) < spec.batch_size and not self._stop.is_set():
+            response = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(_MAX_RECEIVE, spec.batch_size - len(messages)),
+                WaitTimeSeconds=self.settings.poll_wait_s if wait and not messages else 0,
+                VisibilityTimeout=self.settings.local_visibility_timeout_s,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            batch = response.get("Messages", [])
+            if batch:
+                self._in_flight.add(url, [m["ReceiptHandle"] for m in batch])
+                messages.extend(batch)
+            elif not messages or time.monotonic() >= window_end:
+                break
+            else:
+                time.sleep(0.1)
+        return messages
+
+    def _invoke(self, name: str, messages: list[dict[str, Any]]) -> None:
+        spec = topology.stage(name)
+        url = self.queue_urls[name].queue
+        receipts = {m["MessageId"]: m["ReceiptHandle"] for m in messages}
+        event = lambda_sqs_event(messages, self._queue_arn(url), self.settings.region)
+        context = LambdaContext(
+            function_name=f"{self.settings.queue_prefix}{name}",
+            memory_limit_in_mb=spec.memory_mb,
+            timeout_s=spec.function_timeout_s,
+            region=self.settings.region,
+        )
+        stats = self.stats[name]
+        stats.invocations += 1
+        stats.records += len(messages)
+        started = time.monotonic()
+        try:
+            failed = _failed_ids(self.handlers[name](event, context), set(receipts))
+        except Exception:  # noqa: BLE001 - as on Lambda: the whole batch is retried
+            log.exception("stage %s: handler raised; retrying %d records", name, len(messages))
+            stats.errors += 1
+            failed = set(receipts)
+        succeeded = [receipt for mid, receipt in receipts.items() if mid not in failed]
+        self._delete(url, succeeded)
+        self._in_flight.remove(url, list(receipts.values()))
+        stats.failed_records += len(failed)
+        log.info(
+            "stage %s: %d records, %d failed, %.2fs",
+            name,
+            len(messages),
+            len(failed),
+            time.monotonic() - started,
+        )
+
+    def _delete(self, url: str, receipts: list[str]) -> None:
+        for start in range(0, len(receipts), _MAX_RECEIVE):
+            chunk = receipts[start : start + _MAX_RECEIVE]
+            self.sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+            )
+
+    def _queue_arn(self, url: str) -> str:
+        if url not in self._arns:
+            self._arns[url] = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+        return self._arns[url]
+
+
+def _failed_ids(response: Any, message_ids: set[str]) -> set[str]:
+    """The message ids a handler's response reports as failed (Lambda's rules)."""
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        log.error("handler returned %r, not a batch response; failing the batch", type(response))
+        return set(message_ids)
+    failures = response.get("batchItemFailures") or []
+    failed = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if identifier not in message_ids:
+            log.error("batch response names unknown record %r; failing the batch", identifier)
+            return set(message_ids)
+        failed.add(identifier)
+    return failed

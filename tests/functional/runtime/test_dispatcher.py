@@ -1,0 +1,118 @@
+"""The local runtime against a real moto server: partial failures, redelivery, DLQ."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from pixsearch.events import ObjectEvent, each, process_batch
+from pixsearch.runtime.dispatcher import Dispatcher
+from pixsearch.storage import ObjectStore, client
+from tests.fixtures.aws import receive_all
+
+
+def recording_handler(calls: Counter[str], fail_when: str | None = None):
+    """A stage handler that records each key it sees and fails keys containing ``fail_when``."""
+
+    def handle_one(event: ObjectEvent) -> None:
+        calls[event.key] += 1
+        if fail_when and fail_when in event.key:
+            raise ValueError(f"cannot handle {event.key}")
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_batch(event, context, each(handle_one))
+
+    return handler
+
+
+def test_one_failing_record_is_retried_then_dead_lettered(settings, queues, store: ObjectStore):
+    calls: Counter[str] = Counter()
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls, "bad")})
+    for name in ("images/aa/good-1.jpg", "images/bb/bad.jpg", "images/cc/good-2.jpg"):
+        store.put(name, b"bytes")
+
+    dispatcher.drain(timeout_s=60)
+
+    assert calls["images/aa/good-1.jpg"] == 1
+    assert calls["images/cc/good-2.jpg"] == 1
+    assert calls["images/bb/bad.jpg"] == 2  # maxReceiveCount 2, then the redrive policy acts
+    dead = receive_all(queues["embed"].dlq)
+    assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in dead] == [
+        "images%2Fbb%2Fbad.jpg"
+    ]
+    assert receive_all(queues["embed"].queue, wait_s=0) == []
+    assert dispatcher.stats["embed"].failed_records == 2
+
+
+def test_duplicate_delivery_calls_the_handler_again(settings, queues, store: ObjectStore):
+    calls: Counter[str] = Counter()
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls)})
+    store.put("images/aa/once.jpg", b"bytes")
+    sqs = client("sqs")
+    received = receive_all(queues["embed"].queue)
+    (message,) = [m for m in received if "Records" in m["Body"]]
+    sqs.send_message(QueueUrl=queues["embed"].queue, MessageBody=message["Body"])
+    for each_message in received:
+        sqs.change_message_visibility(
+            QueueUrl=queues["embed"].queue,
+            ReceiptHandle=each_message["ReceiptHandle"],
+            VisibilityTimeout=0,
+        )
+
+    dispatcher.drain(timeout_s=30)
+
+    assert calls["images/aa/once.jpg"] == 2
+
+
+def test_malformed_messages_fail_alone_and_end_in_the_dlq(settings, queues, store: ObjectStore):
+    calls: Counter[str] = Counter()
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls)})
+    sqs = client("sqs")
+    bad_bodies = [
+        "not json at all",
+        json.dumps([1, 2]),
+        json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
+        json.dumps(
+            {
+                "Records": [
+                    {
+                        "eventName": "ObjectRestore:Completed",
+                        "s3": {"bucket": {"name": "b"}, "object": {"key": "images/x.jpg"}},
+                    }
+                ]
+            }
+        ),
+    ]
+    for body in bad_bodies:
+        sqs.send_message(QueueUrl=queues["embed"].queue, MessageBody=body)
+    store.put("images/aa/fine.jpg", b"bytes")
+
+    dispatcher.drain(timeout_s=60)
+
+    assert calls == Counter({"images/aa/fine.jpg": 1})
+    assert sorted(m["Body"] for m in receive_all(queues["embed"].dlq)) == sorted(bad_bodies)
+
+
+def test_a_handler_that_raises_fails_the_whole_batch(settings, queues, store: ObjectStore):
+    attempts: list[int] = []
+
+    def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        attempts.append(len(event["Records"]))
+        assert context.get_remaining_time_in_millis() > 0
+        raise RuntimeError("out of memory")
+
+    dispatcher = Dispatcher(settings, queues, {"download": broken})
+    store.put("urls/list.txt", b"http://example.com/a.jpg\n")
+
+    dispatcher.drain(timeout_s=60)
+
+    assert len([n for n in attempts if n]) >= 2
+    assert dispatcher.stats["download"].errors == len(attempts)
+    dead = receive_all(queues["download"].dlq)
+    assert any("urls%2Flist.txt" in m["Body"] for m in dead)
+
+
+def test_stages_without_a_handler_are_reported_absent(settings, queues):
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(Counter())})
+    assert dispatcher.absent_stages == ["download", "index"]
