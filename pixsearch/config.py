@@ -7,6 +7,7 @@ code talks to moto, LocalStack, MinIO or AWS.
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=2, ge=1)
     embed_batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
+    # Where weights named by an s3:// PIXSEARCH_PRETRAINED are downloaded to (once).
+    model_cache_dir: Path = Path(tempfile.gettempdir()) / "pixsearch-weights"
 
     # Download
     download_concurrency: int = Field(default=64, ge=1)
