@@ -85,3 +85,17 @@ def segment_key(tag: str, segment_id: str) -> str:
 
 def manifest_key(tag: str) -> str:
     return f"{INDEX}{tag}/{MANIFEST_NAME}"
+
+
+def segment_rows_key(tag: str, segment_id: str) -> str:
+    """Who a segment's rows are (key, source URL, size), in FAISS row order."""
+    return f"{INDEX}{tag}/segments/{segment_id}.rows.parquet"
+
+
+def manifest_version_key(tag: str, version: int) -> str:
+    """An immutable copy of each published manifest, kept for recovery."""
+    return f"{INDEX}{tag}/manifests/{version:010d}.json"
+
+
+def manifest_versions_prefix(tag: str) -> str:
+    return f"{INDEX}{tag}/manifests/"
