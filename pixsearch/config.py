@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     download_user_agent: str = "pixsearch/0.1 (+https://github.com/pixsearch/pixsearch)"
     # Comma-separated host:port pairs or CIDRs that may be fetched although non-public.
     download_allow: str = ""
+    download_url_column: str = "url"
+    download_caption_column: str = "caption"
+    download_backoff_s: float = Field(default=0.5, ge=0)
+    download_list_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Time kept back from the function's deadline to write the URL map of URLs still pending.
+    download_deadline_margin_s: float = Field(default=30.0, ge=0)
 
     # Index
     index_compact_segments: int = Field(default=8, ge=2)
