@@ -1,0 +1,1 @@
+"""Search: one SearchService behind two thin HTTP adapters (Flask locally, FastAPI on Lambda)."""
