@@ -7,6 +7,7 @@ code talks to moto, LocalStack, MinIO or AWS.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     search_query_cache_size: int = Field(default=1024, ge=0)
 
     # Local stack
-    data_dir: Path = Path(".pixsearch")
+    data_dir: Path = Field(default_factory=lambda: _default_data_dir())
     moto_host: str = "127.0.0.1"
     moto_port: int = 4566
     api_host: str = "127.0.0.1"
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
         from pixsearch.layout import model_tag
 
         return model_tag(self.model, self.pretrained)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "pixsearch"
 
 
 @lru_cache(maxsize=1)

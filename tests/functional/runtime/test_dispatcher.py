@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from pixsearch import status
 from pixsearch.events import ObjectEvent, each, process_batch
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore, client
@@ -37,6 +38,9 @@ def test_one_failing_record_is_retried_then_dead_lettered(settings, queues, stor
     assert calls["images/aa/good-1.jpg"] == 1
     assert calls["images/cc/good-2.jpg"] == 1
     assert calls["images/bb/bad.jpg"] == 2  # maxReceiveCount 2, then the redrive policy acts
+    embed_status = status.collect(settings)["stages"]["embed"]
+    assert embed_status == {"queued": 0, "in_flight": 0, "dead_letters": 1}
+    assert "embed" in status.render(status.collect(settings))
     dead = receive_all(queues["embed"].dlq)
     assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in dead] == [
         "images%2Fbb%2Fbad.jpg"

@@ -1,0 +1,88 @@
+"""The ``pixsearch`` command: argument definitions; each command's logic lives in its module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+from pixsearch.config import Settings, get_settings
+from pixsearch.logs import configure_cli
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.runtime.stack import LocalStack, StackOptions
+
+    options = StackOptions(
+        endpoint_url=args.endpoint_url,
+        api=not args.no_api,
+        webapp=not args.no_webapp,
+        persist=not args.no_persist,
+    )
+    LocalStack(settings, options).run()
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch import status
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    state = status.collect(settings)
+    print(json.dumps(state, indent=2) if args.json else status.render(state))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixsearch", description="CLIP image search over S3-compatible object storage."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the local stack in the foreground until Ctrl-C")
+    up.add_argument(
+        "--endpoint-url",
+        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting moto server",
+    )
+    up.add_argument("--no-api", action="store_true", help="do not serve the search API")
+    up.add_argument("--no-webapp", action="store_true", help="do not start the web app")
+    up.add_argument(
+        "--no-persist", action="store_true", help="keep no data across restarts (moto only)"
+    )
+    up.set_defaults(run=_up)
+
+    status = commands.add_parser("status", help="queue depths, DLQs and object counts")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_cli(args.verbose)
+    try:
+        return args.run(args, get_settings())
+    except KeyboardInterrupt:
+        return 130
+    except (NoCredentialsError, EndpointConnectionError) as error:
+        print(
+            f"pixsearch {args.command}: {error}. Is the local stack running (`pixsearch up`)? "
+            "Otherwise set AWS_ENDPOINT_URL and credentials for your object store.",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+        if args.verbose:
+            raise
+        print(f"pixsearch {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

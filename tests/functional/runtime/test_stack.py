@@ -1,0 +1,126 @@
+"""``pixsearch up`` as a user runs it: a real process tree, stopped with Ctrl-C, restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, free_port
+
+
+def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
+    env.update(
+        PIXSEARCH_DATA_DIR=str(data_dir),
+        PIXSEARCH_MOTO_PORT=str(moto_port),
+        PIXSEARCH_BUCKET="stack-test",
+        PIXSEARCH_LOCAL_VISIBILITY_TIMEOUT_S="2",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class RunningStack:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if "Press Ctrl-C" in line:
+                return
+        self.stop()
+        raise AssertionError("stack did not come up:\n" + "".join(self.output))
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        rest, _ = self.process.communicate(timeout=60)
+        self.output.append(rest or "")
+        return "".join(self.output)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield stack_env(tmp_path / "data", free_port())
+
+
+def s3_for(env: dict[str, str]):
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{env['PIXSEARCH_MOTO_PORT']}",
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def status_json(env: dict[str, str]) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "pixsearch.cli", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
+    stack = RunningStack(env)
+    s3 = s3_for(env)
+    s3.put_object(
+        Bucket="stack-test",
+        Key="maps/kept/00000.jsonl",
+        Body=b'{"url": "u"}\n',
+        ContentType="application/x-ndjson",
+        Metadata={"source-url": "http://example.com/a b"},
+    )
+    assert status_json(env)["objects"]["maps"] == 1
+    output = stack.stop()
+    assert stack.process.returncode == 0, output
+    assert "saved 1 objects" in output
+    with pytest.raises(Exception):  # noqa: B017 - any connection error: moto is gone
+        s3_for(env).list_buckets()
+
+    stack = RunningStack(env)
+    try:
+        kept = s3_for(env).get_object(Bucket="stack-test", Key="maps/kept/00000.jsonl")
+        assert kept["Body"].read() == b'{"url": "u"}\n'
+        assert kept["ContentType"] == "application/x-ndjson"
+        assert kept["Metadata"] == {"source-url": "http://example.com/a b"}
+        assert status_json(env)["stages"]["download"]["dead_letters"] == 0
+    finally:
+        stack.stop()
+
+
+def test_status_without_a_stack_says_what_to_do(env):
+    result = subprocess.run(
+        [sys.executable, "-m", "pixsearch.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "pixsearch up" in result.stderr
