@@ -1,0 +1,39 @@
+# pixsearch: `make up` runs the local stack, `make test` runs every test.
+# Both bootstrap .venv from pyproject.toml first; nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: up test lint format clean
+
+up: $(STAMP)
+	$(BIN)/pixsearch up
+
+test: $(STAMP) .system-deps-stamp
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	touch $@
+
+# Debian packages the browser tests need (Chromium); installed once, as root.
+.system-deps-stamp: scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	touch $@
+
+clean:
+	rm -rf $(VENV) .system-deps-stamp .pytest_cache .ruff_cache
