@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.images"]
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.images", "tests.fixtures.model"]

@@ -1,0 +1,1 @@
+"""The embed stage: images in the bucket -> open_clip embeddings as ``.npy`` shards."""

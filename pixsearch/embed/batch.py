@@ -1,0 +1,129 @@
+"""One embed run: a batch of image events -> one shard, with per-record failures.
+
+Fetching, decoding and preprocessing run in a small thread pool (Pillow and
+botocore release the GIL) while the model encodes the previous chunk, so the
+CPU threads torch owns stay busy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pixsearch import layout
+from pixsearch.config import Settings
+from pixsearch.embed import images, shard
+from pixsearch.embed.model import ClipModel
+from pixsearch.events import ObjectEvent
+from pixsearch.storage import ObjectNotFound, ObjectStore
+
+log = logging.getLogger(__name__)
+
+SOURCE_URL_METADATA = "source-url"
+PREPARE_THREADS = 4
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image ready for the model, or the reason it is not."""
+
+    event: ObjectEvent
+    row: shard.ShardRow | None = None
+    pixels: torch.Tensor | None = None
+    error: Exception | None = None
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    shard_id: str | None
+    embedded: int
+    failures: Mapping[str, BaseException]
+
+
+def embed_events(
+    events: Sequence[ObjectEvent], store: ObjectStore, model: ClipModel, settings: Settings
+) -> EmbedResult:
+    """Embed the images the events name and write them as one shard.
+
+    A record whose image cannot be decoded fails alone; an image deleted
+    since its event is skipped (its removal event will follow).
+    """
+    wanted = _unique_images(events)
+    failures: dict[str, BaseException] = {}
+    rows: list[shard.ShardRow] = []
+    chunks: list[np.ndarray] = []
+    for ready in _chunks(_prepare_all(wanted, store, model, settings), settings.embed_batch_size):
+        for item in ready:
+            if item.error is not None:
+                log.warning("cannot embed %s: %s", item.event.key, item.error)
+                failures[item.event.message_id] = item.error
+        good = [item for item in ready if item.pixels is not None and item.row is not None]
+        if good:
+            chunks.append(model.encode_pixels(torch.stack([item.pixels for item in good])))
+            rows.extend(item.row for item in good)
+    if not rows:
+        return EmbedResult(None, 0, failures)
+    vectors = np.concatenate(chunks)
+    identifier = shard.write(store, model.tag, rows, vectors)
+    log.info("embedded %d images into shard %s/%s", len(rows), model.tag, identifier)
+    return EmbedResult(identifier, len(rows), failures)
+
+
+def _unique_images(events: Sequence[ObjectEvent]) -> list[ObjectEvent]:
+    """Creation events under ``images/``, one per key (duplicates in a batch embed once)."""
+    seen: dict[str, ObjectEvent] = {}
+    for event in events:
+        if event.is_creation and event.key.startswith(layout.IMAGES):
+            seen.setdefault(event.key, event)
+        else:
+            log.info("embed ignores %s %s", event.event_name, event.key)
+    return list(seen.values())
+
+
+def _prepare_all(
+    events: list[ObjectEvent], store: ObjectStore, model: ClipModel, settings: Settings
+) -> Iterator[Prepared]:
+    with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool:
+        yield from pool.map(lambda event: _prepare(event, store, model, settings), events)
+
+
+def _prepare(
+    event: ObjectEvent, store: ObjectStore, model: ClipModel, settings: Settings
+) -> Prepared:
+    try:
+        data, info = store.get_with_info(event.key)
+    except ObjectNotFound:
+        log.info("image %s is gone; skipping", event.key)
+        return Prepared(event, gone=True)
+    except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
+        return Prepared(event, error=error)
+    try:
+        image = images.decode(data, max_pixels=settings.download_max_pixels)
+        pixels = model.preprocess(image)
+    except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
+        return Prepared(event, error=error)
+    row = shard.ShardRow(
+        key=event.key,
+        etag=info.etag,
+        source_url=info.metadata.get(SOURCE_URL_METADATA),
+        width=image.width,
+        height=image.height,
+    )
+    return Prepared(event, row=row, pixels=pixels)
+
+
+def _chunks(items: Iterator[Prepared], size: int) -> Iterator[list[Prepared]]:
+    chunk: list[Prepared] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
