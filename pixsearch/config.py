@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     search_upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     search_refresh_s: float = Field(default=5.0, ge=0)
     search_query_cache_size: int = Field(default=1024, ge=0)
+    # An image_url query waits for its fetch: a shorter cap than for ingestion.
+    search_fetch_timeout_s: float = Field(default=10.0, gt=0)
 
     # Local stack
     data_dir: Path = Field(default_factory=lambda: _default_data_dir())
