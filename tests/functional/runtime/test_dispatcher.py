@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from typing import Any
 
-from pixsearch import status
+from pixsearch import status, topology
 from pixsearch.events import ObjectEvent, each, process_batch
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore, client
@@ -120,3 +122,41 @@ def test_a_handler_that_raises_fails_the_whole_batch(settings, queues, store: Ob
 def test_stages_without_a_handler_are_reported_absent(settings, queues):
     dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(Counter())})
     assert dispatcher.absent_stages == ["download", "index"]
+
+
+def test_background_pollers_respect_each_stage_concurrency(settings, queues, store: ObjectStore):
+    lock = threading.Lock()
+    running = Counter()
+    peak = Counter()
+    handled = Counter()
+
+    def slow(stage: str):
+        def handler(event: dict[str, Any], context: Any) -> None:
+            with lock:
+                running[stage] += 1
+                peak[stage] = max(peak[stage], running[stage])
+            time.sleep(0.3)
+            with lock:
+                running[stage] -= 1
+                handled[stage] += len(event["Records"])
+
+        return handler
+
+    dispatcher = Dispatcher(
+        settings, queues, {"index": slow("index"), "download": slow("download")}
+    )
+    sqs = client("sqs")
+    for number in range(12):
+        for stage in ("index", "download"):
+            sqs.send_message(QueueUrl=queues[stage].queue, MessageBody=f"m{number}")
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and min(handled["index"], handled["download"]) < 13:
+            time.sleep(0.2)
+    finally:
+        dispatcher.stop()
+
+    assert handled["index"] >= 13 and handled["download"] >= 13  # 12 + the s3:TestEvent
+    assert peak["index"] == 1
+    assert peak["download"] == topology.stage("download").max_concurrency
