@@ -1,0 +1,152 @@
+"""URL entries -> URL map rows: fetch, validate, store, with bounded concurrency and a watchdog.
+
+Concurrency is bounded twice. A per-host semaphore covers the HTTP exchange,
+and it is taken *before* a global slot, so URLs queued behind a slow host wait
+without holding slots other hosts could use. The global slot covers fetch,
+validation and storage, so at most ``download_concurrency`` bodies are in
+memory at once. Pillow work runs in a small thread pool (decoders release the
+GIL) and blocking object-store writes in another.
+
+The watchdog: every URL's fetch is bounded by ``download_total_timeout_s``, and
+the whole run by ``deadline``; URLs still pending then are cancelled and get a
+``deadline`` row, so every entry always ends with exactly one row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from yarl import URL
+
+from pixsearch.config import Settings
+from pixsearch.download.fetch import Fetcher
+from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
+from pixsearch.download.sink import ImageSink
+from pixsearch.download.urllist import UrlEntry
+from pixsearch.download.validate import validate_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Downloader:
+    """Downloads entries into ``sink``; one instance per invocation."""
+
+    settings: Settings
+    sink: ImageSink
+    validate_threads: int = max(2, os.cpu_count() or 2)
+    store_threads: int = 16
+
+    def run(self, entries: Sequence[UrlEntry], timeout_s: float | None = None) -> list[MapRow]:
+        """Rows for ``entries`` in the same order; returns within ``timeout_s`` (plus cleanup)."""
+        return asyncio.run(self.download(entries, timeout_s))
+
+    async def download(
+        self, entries: Sequence[UrlEntry], timeout_s: float | None = None
+    ) -> list[MapRow]:
+        host_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.settings.download_per_host_concurrency)
+        )
+        slots = asyncio.Semaphore(self.settings.download_concurrency)
+        cpu = ThreadPoolExecutor(self.validate_threads, "validate")
+        io = ThreadPoolExecutor(self.store_threads, "store")
+        try:
+            async with Fetcher(self.settings) as fetcher:
+                run = _Run(self, fetcher, host_slots, slots, cpu, io)
+                tasks = [asyncio.create_task(run.one(entry)) for entry in entries]
+                if not tasks:
+                    return []
+                done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
+                    log.warning(
+                        "deadline reached with %d of %d URLs pending", len(pending), len(tasks)
+                    )
+        finally:
+            # Work already handed to a thread finishes on its own; nothing waits for it.
+            cpu.shutdown(wait=False, cancel_futures=True)
+            io.shutdown(wait=False, cancel_futures=True)
+        return [
+            task.result()
+            if task in done
+            else MapRow.failed(entry.line, entry.url, _DEADLINE, caption=entry.caption)
+            for entry, task in zip(entries, tasks, strict=True)
+        ]
+
+
+_DEADLINE = DownloadFailure(
+    "deadline",
+    "the invocation ran out of time before this URL finished; "
+    "re-queue it with `pixsearch ingest --retry-failed`",
+)
+
+
+@dataclass
+class _Run:
+    downloader: Downloader
+    fetcher: Fetcher
+    host_slots: defaultdict[str, asyncio.Semaphore]
+    slots: asyncio.Semaphore
+    cpu: ThreadPoolExecutor
+    io: ThreadPoolExecutor
+
+    async def one(self, entry: UrlEntry) -> MapRow:
+        try:
+            return await self._one(entry)
+        except DownloadFailure as failure:
+            return MapRow.failed(entry.line, entry.url, failure, caption=entry.caption)
+        except Exception as error:  # noqa: BLE001 - one URL's bug must not sink the list
+            log.exception("unexpected error for %s", entry.url)
+            failure = DownloadFailure("internal", f"{type(error).__name__}: {error}")
+            return MapRow.failed(entry.line, entry.url, failure, caption=entry.caption)
+
+    async def _one(self, entry: UrlEntry) -> MapRow:
+        settings = self.downloader.settings
+        loop = asyncio.get_running_loop()
+        async with contextlib.AsyncExitStack() as stack:
+            async with self.host_slots[_host(entry.url)]:
+                await stack.enter_async_context(self.slots)
+                fetched = await self.fetcher.fetch(entry.url)
+            image = await loop.run_in_executor(
+                self.cpu,
+                lambda: validate_image(
+                    fetched.body,
+                    max_pixels=settings.download_max_pixels,
+                    resize_max_side=settings.download_resize_max_side,
+                    content_type=fetched.content_type,
+                ),
+            )
+            key, status = await loop.run_in_executor(
+                self.io, self.downloader.sink.store, image, entry.url
+            )
+        return MapRow(
+            line=entry.line,
+            url=entry.url,
+            status=status,
+            key=key,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            bytes=len(image.data),
+            content_type=image.content_type,
+            caption=entry.caption,
+            fetched_at=now_iso(),
+        )
+
+
+def _host(url: str) -> str:
+    """The key per-host limits count by: host and port, as aiohttp's connector pools them."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return ""
+    return f"{(parsed.host or '').lower()}:{parsed.port}"

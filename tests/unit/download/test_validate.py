@@ -1,0 +1,98 @@
+"""Pillow validation: accepted formats, damaged data, bombs, resize."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image
+
+from pixsearch.download.outcome import DownloadFailure
+from pixsearch.download.validate import validate_image
+from tests.fixtures.images import make_image, make_png_bomb
+
+LIMIT = 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext", "mime"),
+    [
+        ("JPEG", "jpg", "image/jpeg"),
+        ("PNG", "png", "image/png"),
+        ("WEBP", "webp", "image/webp"),
+        ("GIF", "gif", "image/gif"),
+        ("BMP", "bmp", "image/bmp"),
+        ("TIFF", "tiff", "image/tiff"),
+    ],
+)
+def test_accepted_formats_keep_original_bytes(fmt: str, ext: str, mime: str) -> None:
+    data = make_image((10, 120, 200), size=(40, 30), fmt=fmt, shape="circle")
+    image = validate_image(data, max_pixels=LIMIT)
+    assert image.data == data
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert (image.ext, image.content_type, image.width, image.height) == (ext, mime, 40, 30)
+
+
+def test_animated_gif_is_accepted_by_its_first_frame() -> None:
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert validate_image(buffer.getvalue(), max_pixels=LIMIT).ext == "gif"
+
+
+def _reason(data: bytes, **kwargs: object) -> str:
+    with pytest.raises(DownloadFailure) as caught:
+        validate_image(data, max_pixels=int(kwargs.pop("max_pixels", LIMIT)), **kwargs)  # type: ignore[arg-type]
+    return caught.value.reason
+
+
+def test_truncated_jpeg_and_png_are_corrupt() -> None:
+    jpeg = make_image((1, 2, 3), size=(256, 256), shape="stripes")
+    png = make_image((1, 2, 3), size=(256, 256), fmt="PNG", shape="stripes")
+    assert _reason(jpeg[: len(jpeg) * 2 // 3]) == "corrupt"
+    assert _reason(png[: len(png) * 2 // 3]) == "corrupt"
+
+
+def test_png_decompression_bomb() -> None:
+    assert _reason(make_png_bomb()) == "bomb"
+
+
+def test_pixel_limit_is_the_setting_not_pillows() -> None:
+    assert _reason(make_image(size=(100, 100)), max_pixels=9_999) == "bomb"
+
+
+def test_non_images() -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    assert _reason(b"<html><body>hello</body></html>", content_type="text/html") == "not_image"
+    assert _reason(svg, content_type="image/svg+xml") == "unsupported_format"
+    assert _reason(b"") == "not_image"
+
+
+def test_known_but_unaccepted_format() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, format="ICO")
+    assert _reason(buffer.getvalue()) == "unsupported_format"
+
+
+def test_resize_applies_exif_orientation_and_bounds_the_longest_side() -> None:
+    image = Image.new("RGB", (400, 200), (200, 10, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    resized = validate_image(buffer.getvalue(), max_pixels=LIMIT, resize_max_side=100)
+    assert (resized.width, resized.height) == (50, 100)
+    with Image.open(io.BytesIO(resized.data)) as stored:
+        assert stored.size == (50, 100)
+
+
+def test_resize_leaves_small_images_alone() -> None:
+    data = make_image(size=(60, 40), fmt="PNG")
+    assert validate_image(data, max_pixels=LIMIT, resize_max_side=100).data == data
+
+
+def test_resized_gif_is_stored_as_png() -> None:
+    data = make_image(size=(300, 100), fmt="GIF", shape="square")
+    resized = validate_image(data, max_pixels=LIMIT, resize_max_side=150)
+    assert (resized.ext, resized.width, resized.height) == ("png", 150, 50)
