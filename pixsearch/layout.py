@@ -55,6 +55,33 @@ def summary_key(list_name: str) -> str:
     return f"{MAPS}{list_name}/_SUMMARY.json"
 
 
+PARTS = "parts/"
+"""Parts of URL lists, one invocation's worth each. No trigger watches this prefix: the
+download stage queues each part itself, so a part can never re-trigger the list."""
+
+_NUMBERED = re.compile(r"^(?P<name>.+)/(?P<part>\d{5})\.(?P<ext>jsonl|json)$")
+
+
+def part_key(list_name: str, part: int) -> str:
+    return f"{PARTS}{list_name}/{part:05d}.json"
+
+
+def parse_part_key(key: str) -> tuple[str, int]:
+    """``parts/{list-name}/{part}.json`` -> ``(list-name, part)``; ValueError otherwise."""
+    match = _NUMBERED.match(key.removeprefix(PARTS)) if key.startswith(PARTS) else None
+    if match is None or match["ext"] != "json":
+        raise ValueError(f"not a URL list part key: {key!r}")
+    return match["name"], int(match["part"])
+
+
+def parse_url_map_key(key: str) -> tuple[str, int]:
+    """``maps/{list-name}/{part}.jsonl`` -> ``(list-name, part)``; ValueError otherwise."""
+    match = _NUMBERED.match(key.removeprefix(MAPS)) if key.startswith(MAPS) else None
+    if match is None or match["ext"] != "jsonl":
+        raise ValueError(f"not a URL map key: {key!r}")
+    return match["name"], int(match["part"])
+
+
 def embeddings_prefix(tag: str) -> str:
     return f"{EMBEDDINGS}{tag}/"
 
