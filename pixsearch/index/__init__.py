@@ -1,0 +1,1 @@
+"""The index stage: embedding shards -> a log-structured, versioned FAISS index in the bucket."""

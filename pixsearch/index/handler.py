@@ -1,0 +1,82 @@
+"""Lambda entry point of the index stage: new shards and ``images/`` removals -> index.
+
+A shard that cannot be read fails its own record; everything else in the batch
+goes into one manifest update per model tag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pixsearch import layout
+from pixsearch.config import Settings, get_settings
+from pixsearch.embed import shard as shards
+from pixsearch.events import ObjectEvent, process_batch
+from pixsearch.index import update
+from pixsearch.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def index_events(
+    events: Sequence[ObjectEvent], store: ObjectStore, settings: Settings
+) -> dict[str, BaseException]:
+    """Fold the batch's shards and removals into the index; failures by message id."""
+    failures: dict[str, BaseException] = {}
+    by_tag: dict[str, tuple[list[shards.Shard], list[str], list[str]]] = {}
+
+    def work(tag: str) -> tuple[list[shards.Shard], list[str], list[str]]:
+        return by_tag.setdefault(tag, ([], [], []))
+
+    for event in events:
+        if event.is_removal and event.key.startswith(layout.IMAGES):
+            found, removed, message_ids = work(settings.model_tag)
+            removed.append(event.key)
+            message_ids.append(event.message_id)
+            continue
+        try:
+            tag, shard_id = layout.parse_shard_key(event.key)
+        except ValueError:
+            log.info("index ignores %s %s", event.event_name, event.key)
+            continue
+        if not event.is_creation:
+            continue
+        try:
+            shard = shards.read(store, tag, shard_id)
+        except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
+            log.warning("cannot index %s: %s", event.key, error)
+            failures[event.message_id] = error
+            continue
+        found, removed, message_ids = work(tag)
+        found.append(shard)
+        message_ids.append(event.message_id)
+
+    def image_exists(key: str) -> bool:
+        return store.head(key) is not None
+
+    for tag, (found, removed, message_ids) in by_tag.items():
+        try:
+            update.apply(
+                store,
+                tag,
+                found,
+                removed,
+                flat_max=settings.index_flat_max,
+                compact_segments=settings.index_compact_segments,
+                image_exists=image_exists,
+            )
+        except Exception as error:  # noqa: BLE001 - this tag's records are retried, others not
+            log.exception("index update of %s failed", tag)
+            failures.update(dict.fromkeys(message_ids, error))
+    return failures
+
+
+def handle(events: Sequence[ObjectEvent]) -> Mapping[str, BaseException]:
+    settings = get_settings()
+    return index_events(events, ObjectStore.from_settings(settings), settings)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_batch(event, context, handle)

@@ -1,0 +1,160 @@
+"""MANIFEST.json: the one mutable object of an index, naming everything that is live.
+
+It lists the immutable segments (with checksums, counts and FAISS parameters),
+every shard already folded in (so none is counted twice), and the tombstoned
+image keys. It carries a checksum of its own content, so a damaged manifest is
+refused rather than half-read. Publication is ``IfMatch`` on the ETag that was
+read; each published version is also kept under ``manifests/`` for recovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pixsearch import layout
+from pixsearch.storage import ObjectStore
+
+FORMAT = 1
+KINDS = ("flat", "ivf")
+
+
+class CorruptIndex(ValueError):
+    """A manifest or segment that fails validation (checksums, dims, counts)."""
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    id: str
+    count: int
+    kind: str
+    factory: str
+    index_sha256: str
+    rows_sha256: str
+    params: dict[str, int] = field(default_factory=dict)
+    dead: int = 0  # rows whose key is tombstoned (dropped at the next compaction)
+
+    @property
+    def live(self) -> int:
+        return self.count - self.dead
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_tag: str
+    dim: int = 0
+    version: int = 0
+    segments: tuple[SegmentEntry, ...] = ()
+    shards: frozenset[str] = frozenset()
+    tombstones: frozenset[str] = frozenset()
+
+    @property
+    def vector_count(self) -> int:
+        return sum(segment.live for segment in self.segments)
+
+    def to_json(self) -> bytes:
+        body = self._body()
+        body["checksum"] = _checksum(body)
+        return json.dumps(body, indent=1).encode()
+
+    def next(self, **changes: Any) -> Manifest:
+        return replace(self, version=self.version + 1, **changes)
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model_tag": self.model_tag,
+            "dim": self.dim,
+            "version": self.version,
+            "vector_count": self.vector_count,
+            "segment_count": len(self.segments),
+            "segments": [vars(segment) for segment in self.segments],
+            "shards": sorted(self.shards),
+            "tombstones": sorted(self.tombstones),
+        }
+
+
+def parse(data: bytes, model_tag: str) -> Manifest:
+    """A validated manifest; :class:`CorruptIndex` naming what is wrong otherwise."""
+    try:
+        body = json.loads(data)
+        checksum = body.pop("checksum")
+        if checksum != _checksum(body):
+            raise CorruptIndex("manifest checksum does not match its content")
+        if body["format"] != FORMAT:
+            raise CorruptIndex(f"manifest format {body['format']!r} is not {FORMAT}")
+        manifest = Manifest(
+            model_tag=body["model_tag"],
+            dim=int(body["dim"]),
+            version=int(body["version"]),
+            segments=tuple(SegmentEntry(**segment) for segment in body["segments"]),
+            shards=frozenset(body["shards"]),
+            tombstones=frozenset(body["tombstones"]),
+        )
+    except CorruptIndex:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CorruptIndex(f"manifest unreadable ({type(error).__name__}: {error})") from None
+    if manifest.model_tag != model_tag:
+        raise CorruptIndex(f"manifest is for {manifest.model_tag!r}, not {model_tag!r}")
+    if manifest.vector_count != body["vector_count"] or len(manifest.segments) != body.get(
+        "segment_count"
+    ):
+        raise CorruptIndex("manifest counts disagree with its segments")
+    for segment in manifest.segments:
+        if segment.kind not in KINDS or not 0 <= segment.dead <= segment.count:
+            raise CorruptIndex(f"segment {segment.id}: bad kind or counts")
+    if manifest.segments and manifest.dim <= 0:
+        raise CorruptIndex("manifest has segments but no dimension")
+    return manifest
+
+
+def read(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None]:
+    """The current manifest and its ETag; an empty version-0 manifest and None if absent.
+
+    Raises :class:`CorruptIndex` if the current manifest does not validate.
+    """
+    key = layout.manifest_key(model_tag)
+    info = store.head(key)
+    if info is None:
+        return Manifest(model_tag), None
+    data, info = store.get_with_info(key)
+    return parse(data, model_tag), info.etag
+
+
+def publish(store: ObjectStore, manifest: Manifest, etag: str | None) -> str:
+    """Replace the manifest read with ``etag`` (create it if ``etag`` is None).
+
+    :class:`~pixsearch.storage.ConflictError` if someone else published first.
+    Only the winner goes on to keep a copy under ``manifests/{version}``.
+    """
+    data = manifest.to_json()
+    key = layout.manifest_key(manifest.model_tag)
+    if etag is None:
+        new_etag = store.put_if_absent(key, data, content_type="application/json")
+    else:
+        new_etag = store.replace_if_match(key, data, etag, content_type="application/json")
+    copy_key = layout.manifest_version_key(manifest.model_tag, manifest.version)
+    store.put(copy_key, data, content_type="application/json")
+    return new_etag
+
+
+def archived_versions(store: ObjectStore, model_tag: str) -> list[int]:
+    """Versions kept under ``manifests/``, newest first."""
+    prefix = layout.manifest_versions_prefix(model_tag)
+    versions = []
+    for info in store.list(prefix):
+        stem = info.key.removeprefix(prefix).removesuffix(".json")
+        if stem.isdigit():
+            versions.append(int(stem))
+    return sorted(versions, reverse=True)
+
+
+def read_version(store: ObjectStore, model_tag: str, version: int) -> Manifest:
+    return parse(store.get(layout.manifest_version_key(model_tag, version)), model_tag)
+
+
+def _checksum(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

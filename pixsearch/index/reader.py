@@ -1,0 +1,156 @@
+"""Reading the published index: a validated, immutable snapshot that answers top-k queries.
+
+A manifest or segment that fails validation is refused; the newest archived
+version that validates is served instead (with the ETag of the refused one, so
+a caller polling :func:`manifest_etag` waits for the next publication rather
+than retrying the damaged one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from pixsearch import layout
+from pixsearch.index import manifest as manifests
+from pixsearch.index import segment as segments
+from pixsearch.index.manifest import CorruptIndex, Manifest
+from pixsearch.storage import ObjectStore
+
+__all__ = [
+    "CorruptIndex",
+    "Hit",
+    "IndexNotFound",
+    "IndexSnapshot",
+    "load_snapshot",
+    "manifest_etag",
+]
+
+log = logging.getLogger(__name__)
+
+RECOVERY_DEPTH = 10
+
+
+class IndexNotFound(LookupError):
+    """No manifest yet for this model tag."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    score: float
+    source_url: str | None
+    width: int | None
+    height: int | None
+
+
+class _LiveSegment:
+    """A loaded segment with the FAISS search parameters that skip its tombstoned rows."""
+
+    def __init__(self, loaded: segments.Segment, tombstones: frozenset[str]) -> None:
+        self.segment = loaded
+        dead = np.array(
+            [i for i, key in enumerate(loaded.rows.keys) if key in tombstones], dtype=np.int64
+        )
+        self.live = loaded.entry.count - len(dead)
+        # FAISS keeps raw pointers to selectors: hold them as long as the parameters.
+        self._dead = faiss.IDSelectorBatch(dead) if len(dead) else None
+        self._selector = faiss.IDSelectorNot(self._dead) if self._dead is not None else None
+        self.params = segments.search_parameters(loaded.entry, self._selector)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.segment.index.search(queries, min(k, self.live), params=self.params)
+
+
+class IndexSnapshot:
+    """One published version of an index, searchable from any number of threads."""
+
+    def __init__(self, manifest: Manifest, etag: str, parts: list[_LiveSegment]) -> None:
+        self.version = manifest.version
+        self.etag = etag
+        self.model_tag = manifest.model_tag
+        self.dim = manifest.dim
+        self.vector_count = sum(part.live for part in parts)
+        self.segment_count = len(parts)
+        self.loaded_at = time.time()
+        self._parts = [part for part in parts if part.live > 0]
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        """Top ``k`` live hits per query row, best score first, merged over all segments."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"queries have dim {queries.shape[1]}, the index has {self.dim}")
+        if k <= 0 or not self._parts:
+            return [[] for _ in range(len(queries))]
+        found = [(part, *part.search(queries, k)) for part in self._parts]
+        results = []
+        for row in range(len(queries)):
+            candidates = [
+                (float(score), part, int(position))
+                for part, scores, positions in found
+                for score, position in zip(scores[row], positions[row], strict=True)
+                if position >= 0
+            ]
+            candidates.sort(key=lambda item: item[0], reverse=True)
+            results.append(
+                [_hit(part, position, score) for score, part, position in candidates[:k]]
+            )
+        return results
+
+
+def manifest_etag(store: ObjectStore, model_tag: str) -> str | None:
+    """The current manifest's ETag (one HEAD), None if there is no index yet."""
+    info = store.head(layout.manifest_key(model_tag))
+    return info.etag if info else None
+
+
+def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
+    """The current index, validated; falls back to the newest valid archived version.
+
+    :class:`IndexNotFound` if nothing was published for ``model_tag``;
+    :class:`CorruptIndex` if neither the current version nor a recent one validates.
+    """
+    key = layout.manifest_key(model_tag)
+    if store.head(key) is None:
+        raise IndexNotFound(f"no index for model {model_tag!r} yet ({key} does not exist)")
+    data, info = store.get_with_info(key)
+    try:
+        current = manifests.parse(data, model_tag)
+        return IndexSnapshot(current, info.etag, _load_parts(store, current))
+    except CorruptIndex as error:
+        log.error("index %s: refusing the current manifest: %s", model_tag, error)
+        refused = error
+    for version in manifests.archived_versions(store, model_tag)[:RECOVERY_DEPTH]:
+        try:
+            previous = manifests.read_version(store, model_tag, version)
+            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous))
+        except (CorruptIndex, KeyError) as error:
+            log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
+            continue
+        log.warning("index %s: serving archived v%d", model_tag, version)
+        return snapshot
+    raise refused
+
+
+def _load_parts(store: ObjectStore, manifest: Manifest) -> list[_LiveSegment]:
+    return [
+        _LiveSegment(
+            segments.load(store, manifest.model_tag, entry, manifest.dim), manifest.tombstones
+        )
+        for entry in manifest.segments
+    ]
+
+
+def _hit(part: _LiveSegment, position: int, score: float) -> Hit:
+    rows = part.segment.rows
+    return Hit(
+        key=rows.keys[position],
+        score=score,
+        source_url=rows.source_urls[position],
+        width=rows.widths[position],
+        height=rows.heights[position],
+    )
