@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.images", "tests.fixtures.model"]
+pytest_plugins = [
+    "tests.fixtures.aws",
+    "tests.fixtures.images",
+    "tests.fixtures.model",
+    "tests.fixtures.search",
+]

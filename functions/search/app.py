@@ -1,0 +1,8 @@
+"""Lambda entry point: the search API behind API Gateway (HTTP API, payload format 2.0)."""
+
+from mangum import Mangum
+
+from pixsearch.search.fastapi_app import create_fastapi_app
+
+app = create_fastapi_app()
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,138 @@
+"""The loaded index, kept across requests and refreshed when the manifest changes.
+
+Requests take the current :class:`IndexSnapshot` once and search it to the end,
+so a refresh that swaps in a new version never disturbs a request in flight.
+The manifest's ETag is checked at most every ``refresh_s`` seconds, by one
+thread at a time; the others keep answering from the snapshot they have. When
+the newest manifest cannot be loaded, the previous snapshot keeps serving and
+the cache reports itself degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pixsearch.index import manifest as manifests
+from pixsearch.index.reader import CorruptIndex, IndexSnapshot, load_snapshot, manifest_etag
+from pixsearch.search.errors import Unavailable
+from pixsearch.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the cache knows, replaced as a whole on every check."""
+
+    snapshot: IndexSnapshot | None = None
+    checked_at: float | None = None  # monotonic time of the last manifest check
+    loaded_at: float | None = None  # wall-clock time the snapshot was loaded
+    stale: str | None = None  # why the snapshot is older than the newest published version
+    failure: str | None = None  # why the last check could not load the newest version
+
+    @property
+    def problem(self) -> str | None:
+        return self.failure or self.stale
+
+
+class IndexCache:
+    def __init__(
+        self,
+        store: ObjectStore,
+        model_tag: str,
+        refresh_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.model_tag = model_tag
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._state = IndexState()
+        self._refresh_lock = threading.Lock()
+
+    @property
+    def state(self) -> IndexState:
+        return self._state
+
+    def current(self) -> IndexSnapshot:
+        """The snapshot to answer a request from, refreshed first if a check is due."""
+        self.refresh_if_due()
+        state = self._state
+        if state.snapshot is None:
+            raise Unavailable(state.problem or "no index loaded yet", code="index_unavailable")
+        return state.snapshot
+
+    def refresh_if_due(self) -> IndexState:
+        if not self._due(self._state):
+            return self._state
+        # Without a snapshot every caller waits for the one load; with one, only
+        # the thread that wins the lock checks and the others serve the old snapshot.
+        blocking = self._state.snapshot is None
+        if not self._refresh_lock.acquire(blocking=blocking):
+            return self._state
+        try:
+            if self._due(self._state):
+                self._state = self._check(self._state)
+            return self._state
+        finally:
+            self._refresh_lock.release()
+
+    def _due(self, state: IndexState) -> bool:
+        """Without a snapshot, every request checks (one HEAD) so the first index shows at once."""
+        if state.snapshot is None or state.checked_at is None:
+            return True
+        return self._clock() - state.checked_at >= self.refresh_s
+
+    def _check(self, state: IndexState) -> IndexState:
+        now = self._clock()
+        try:
+            etag = manifest_etag(self.store, self.model_tag)
+        except Exception as error:  # noqa: BLE001 - the store is down: keep serving what we have
+            return self._failed(state, now, f"cannot read the index manifest: {error}")
+        if etag is None:
+            reason = f"no index for model {self.model_tag} yet (nothing has been indexed)"
+            return self._failed(state, now, reason)
+        if state.snapshot is not None and state.snapshot.etag == etag:
+            return IndexState(state.snapshot, now, state.loaded_at, state.stale)
+        started = time.perf_counter()
+        try:
+            snapshot = load_snapshot(self.store, self.model_tag)
+        except Exception as error:  # noqa: BLE001 - a bad new version must not stop search
+            return self._failed(state, now, f"cannot load index {self.model_tag}: {error}")
+        log.info(
+            "loaded index %s version %s: %d vectors in %d segments in %.0f ms",
+            self.model_tag,
+            snapshot.version,
+            snapshot.vector_count,
+            snapshot.segment_count,
+            (time.perf_counter() - started) * 1000,
+        )
+        stale = self._stale_reason(snapshot)
+        if stale:
+            log.warning("index %s: %s", self.model_tag, stale)
+        return IndexState(snapshot, now, time.time(), stale)
+
+    def _stale_reason(self, snapshot: IndexSnapshot) -> str | None:
+        """Why ``snapshot`` is not the current manifest's version (the reader fell back)."""
+        try:
+            current, _ = manifests.read(self.store, self.model_tag)
+        except CorruptIndex as error:
+            return f"the current manifest was refused ({error}); serving v{snapshot.version}"
+        except Exception:  # noqa: BLE001 - the store hiccuped: no evidence either way
+            return None
+        if current.version > snapshot.version:
+            return (
+                f"index v{current.version} could not be loaded (see the log); "
+                f"serving v{snapshot.version}"
+            )
+        return None
+
+    @staticmethod
+    def _failed(state: IndexState, now: float, reason: str) -> IndexState:
+        if state.failure != reason:
+            log.warning("%s%s", reason, "; serving the previous index" if state.snapshot else "")
+        return IndexState(state.snapshot, now, state.loaded_at, state.stale, reason)

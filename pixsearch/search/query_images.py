@@ -1,0 +1,94 @@
+"""Query images: an uploaded file, an image already in the bucket, or a URL to fetch.
+
+An uploaded or fetched image goes through the download stage's validator (and a
+URL through its SSRF-safe fetcher), so a query image passes exactly the checks
+an ingested one does; then the embed stage's decoder turns it into the pixels
+the model sees, as it did for the indexed images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from PIL import Image
+
+from pixsearch.config import Settings
+from pixsearch.download.fetch import Fetched, Fetcher
+from pixsearch.download.outcome import DownloadFailure
+from pixsearch.download.validate import validate_image
+from pixsearch.embed.images import UndecodableImage, decode
+from pixsearch.search.errors import InvalidImage, NotFound, PayloadTooLarge
+from pixsearch.search.requests import SearchRequest
+from pixsearch.storage import ObjectNotFound, ObjectStore
+
+
+class QueryImages:
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+        # A query waits for its image: cap time and bytes as for an upload, retry once.
+        self.fetch_settings = settings.model_copy(
+            update={
+                "download_max_bytes": settings.search_upload_max_bytes,
+                "download_total_timeout_s": min(
+                    settings.download_total_timeout_s, settings.search_fetch_timeout_s
+                ),
+                "download_retries": min(settings.download_retries, 1),
+            }
+        )
+
+    def load(self, request: SearchRequest) -> Image.Image:
+        """The query image of an image request, or a 4xx :class:`SearchError` saying why not."""
+        if request.image_key is not None:
+            return self._stored(request.image_key)
+        if request.image_url is not None:
+            data, content_type = self._fetch(request.image_url)
+            return self._checked(data, f"image at {request.image_url}", content_type)
+        if request.image_bytes is not None:
+            return self._checked(request.image_bytes, "uploaded image")
+        raise ValueError(f"{request.kind} request has no image")
+
+    def _stored(self, key: str) -> Image.Image:
+        try:
+            data = self.store.get(key)
+        except ObjectNotFound:
+            raise NotFound(f"no image {key!r} in the bucket", code="image_not_found") from None
+        return self._decoded(data, f"image {key!r}")
+
+    def _checked(self, data: bytes, what: str, content_type: str = "") -> Image.Image:
+        try:
+            validate_image(
+                data, max_pixels=self.settings.download_max_pixels, content_type=content_type
+            )
+        except DownloadFailure as failure:
+            raise InvalidImage(
+                f"{what} is not usable ({failure.reason}): {failure.message}"
+            ) from None
+        return self._decoded(data, what)
+
+    def _decoded(self, data: bytes, what: str) -> Image.Image:
+        try:
+            return decode(data, max_pixels=self.settings.download_max_pixels)
+        except UndecodableImage as error:
+            raise InvalidImage(f"{what} cannot be decoded: {error}") from None
+
+    def _fetch(self, url: str) -> tuple[bytes, str]:
+        try:
+            fetched = asyncio.run(_fetch(self.fetch_settings, url))
+        except DownloadFailure as failure:
+            if failure.reason == "too_large":
+                raise PayloadTooLarge(
+                    f"image at {url} is over the {self.fetch_settings.download_max_bytes}-byte "
+                    "limit",
+                    code="upload_too_large",
+                ) from None
+            raise InvalidImage(
+                f"cannot fetch {url} ({failure.reason}): {failure.message}",
+                code="image_fetch_failed",
+            ) from None
+        return fetched.body, fetched.content_type
+
+
+async def _fetch(settings: Settings, url: str) -> Fetched:
+    async with Fetcher(settings) as fetcher:
+        return await fetcher.fetch(url)

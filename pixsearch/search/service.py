@@ -1,0 +1,159 @@
+"""SearchService: one query in, the top-k images of the live index out.
+
+One instance per process serves every request (Flask threads, Lambda container
+reuse): the model loads once, the index snapshot and text-query embeddings are
+cached, and the index is refreshed in place when its manifest changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pixsearch.config import Settings, get_settings
+from pixsearch.search.errors import Unavailable
+from pixsearch.search.image_links import ImageLinks
+from pixsearch.search.index_cache import IndexCache
+from pixsearch.search.query_cache import QueryCache
+from pixsearch.search.query_images import QueryImages
+from pixsearch.search.requests import SearchRequest
+from pixsearch.search.responses import Health, SearchResponse, SearchResult
+from pixsearch.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from pixsearch.embed.model import ClipModel
+
+log = logging.getLogger(__name__)
+
+
+class SearchService:
+    def __init__(self, settings: Settings | None = None, store: ObjectStore | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.store = store or ObjectStore.from_settings(self.settings)
+        self.model_tag = self.settings.model_tag
+        self.index = IndexCache(self.store, self.model_tag, self.settings.search_refresh_s)
+        self.query_cache = QueryCache(self.settings.search_query_cache_size)
+        self.links = ImageLinks(self.store)
+        self.images = QueryImages(self.settings, self.store)
+        self._created = time.perf_counter()
+        self._model: ClipModel | None = None
+        self._model_problem: str | None = None
+        self._model_lock = threading.Lock()
+        self._warmup: threading.Thread | None = None
+        self._answered = False
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        started = time.perf_counter()
+        query = self.embed(request)  # first, so a bad query image is a 4xx even with no index
+        snapshot = self.index.current()
+        if query.shape[-1] != snapshot.dim:
+            raise Unavailable(
+                f"index {self.model_tag} has {snapshot.dim}-d vectors but the model makes "
+                f"{query.shape[-1]}-d ones; rebuild the index",
+                code="index_unavailable",
+            )
+        hits = snapshot.search(query.reshape(1, -1), request.k)[0]
+        results = [
+            SearchResult(
+                key=hit.key,
+                score=float(hit.score),
+                source_url=hit.source_url,
+                image_url=self.links.url(hit.key),
+                width=hit.width,
+                height=hit.height,
+            )
+            for hit in hits
+            if request.min_score is None or hit.score >= request.min_score
+        ]
+        took_ms = (time.perf_counter() - started) * 1000
+        if not self._answered:
+            self._answered = True
+            log.info(
+                "cold start: first answer %.0f ms after the service was created",
+                (time.perf_counter() - self._created) * 1000,
+            )
+        return SearchResponse(
+            results=results, model=self.model_tag, index_version=snapshot.version, took_ms=took_ms
+        )
+
+    def embed(self, request: SearchRequest) -> np.ndarray:
+        """The query's embedding; text queries come from the LRU cache when they can."""
+        if request.text is not None:
+            cached = self.query_cache.get(self.model_tag, request.text)
+            if cached is not None:
+                return cached
+            vector = self.model().encode_texts([request.text])[0]
+            self.query_cache.put(self.model_tag, request.text, vector)
+            return vector
+        image = self.images.load(request)
+        return self.model().encode_images([image])[0]
+
+    def model(self) -> ClipModel:
+        """The CLIP model, loaded on first use; :class:`Unavailable` if it cannot be."""
+        if self._model is not None:
+            return self._model
+        from pixsearch.embed.model import ModelUnavailable, load_model
+
+        with self._model_lock:
+            if self._model is None:
+                started = time.perf_counter()
+                try:
+                    self._model = load_model(self.settings)
+                except ModelUnavailable as error:
+                    self._model_problem = str(error)
+                    raise Unavailable(str(error), code="model_unavailable") from error
+                self._model_problem = None
+                log.info(
+                    "cold start: model %s loaded in %.0f ms",
+                    self._model.tag,
+                    (time.perf_counter() - started) * 1000,
+                )
+        return self._model
+
+    def warm(self) -> None:
+        """Load model and index now (cold start), logging what each took."""
+        started = time.perf_counter()
+        try:
+            self.model()
+            self.index.refresh_if_due()
+        except Unavailable as error:
+            log.warning("warm-up incomplete: %s", error.message)
+        log.info("cold start: warm-up took %.0f ms", (time.perf_counter() - started) * 1000)
+
+    def start_warmup(self) -> None:
+        """Warm up in a background thread (once), so a server can answer /health meanwhile."""
+        with self._model_lock:
+            if self._warmup is None:
+                self._warmup = threading.Thread(target=self.warm, name="search-warmup", daemon=True)
+                self._warmup.start()
+
+    def health(self) -> Health:
+        if self._model is None:
+            self.start_warmup()
+        state = self.index.refresh_if_due()
+        snapshot = state.snapshot
+        if snapshot is None:
+            status, reason = "unavailable", state.problem or "the index is loading"
+        elif self._model is None:
+            status, reason = "unavailable", self._model_problem or "the model is loading"
+        elif state.problem:
+            status, reason = "degraded", state.problem
+        else:
+            status, reason = "ok", None
+        wall, mono = time.time(), time.monotonic()
+        return Health(
+            status=status,
+            reason=reason,
+            model=self.model_tag,
+            model_loaded=self._model is not None,
+            index_version=snapshot.version if snapshot else None,
+            vector_count=snapshot.vector_count if snapshot else None,
+            segment_count=snapshot.segment_count if snapshot else None,
+            index_age_s=round(wall - state.loaded_at, 3) if state.loaded_at else None,
+            checked_age_s=round(mono - state.checked_at, 3) if state.checked_at else None,
+            query_cache=self.query_cache.stats(),
+        )
