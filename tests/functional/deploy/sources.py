@@ -1,0 +1,88 @@
+"""The deployment files under test, loaded once: SAM template, LocalStack init script."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+INIT_SCRIPT = ROOT / "localstack" / "ready.d" / "10-pixsearch-topology.sh"
+COMPOSE = ROOT / "docker-compose.yml"
+EVENTS = ROOT / "events"
+
+STACK_QUEUE_PREFIX = "${AWS::StackName}-"
+"""The queue prefix the template gives its queues and its functions' settings."""
+
+
+@cache
+def template() -> dict[str, Any]:
+    """The SAM template as data (``!Ref``/``!Sub``/``!GetAtt`` become ``Ref``/``Fn::*`` maps)."""
+    decoded, problems = decode(str(TEMPLATE))
+    if problems:
+        raise AssertionError(f"{TEMPLATE} does not parse: {problems}")
+    return decoded
+
+
+def resource(logical_id: str) -> dict[str, Any]:
+    resources = template()["Resources"]
+    assert logical_id in resources, f"{TEMPLATE.name} has no resource {logical_id}"
+    return resources[logical_id]
+
+
+def logical_id(stage_name: str, kind: str) -> str:
+    """``("embed", "Queue")`` -> ``EmbedQueue``: the template's naming convention."""
+    return f"{stage_name.capitalize()}{kind}"
+
+
+def arn_prefixes(statement: dict[str, Any], bucket_parameter: str = "BucketName") -> set[str]:
+    """The bucket key prefixes an IAM statement's S3 object resources grant (``urls/``...)."""
+    resources = statement["Resource"]
+    resources = resources if isinstance(resources, list) else [resources]
+    bucket_arn = f"arn:${{AWS::Partition}}:s3:::${{{bucket_parameter}}}/"
+    prefixes = set()
+    for item in resources:
+        assert isinstance(item, dict) and "Fn::Sub" in item, f"unexpected resource {item!r}"
+        text = item["Fn::Sub"]
+        assert text.startswith(bucket_arn) and text.endswith("*"), f"not a key prefix: {text}"
+        prefixes.add(text.removeprefix(bucket_arn).removesuffix("*"))
+    return prefixes
+
+
+_ARN_REFERENCE = re.compile(r"\$\{QUEUE_ARN\[(\w+)\]\}")
+_HEREDOC = re.compile(r"<<JSON\n(.*?)\nJSON\n", re.DOTALL)
+
+
+@cache
+def init_script_text() -> str:
+    return INIT_SCRIPT.read_text()
+
+
+def init_script_stages() -> dict[str, tuple[int, int]]:
+    """``create_stage NAME VISIBILITY MAX_RECEIVE`` lines -> ``{name: (visibility, max)}``."""
+    stages = {}
+    for line in init_script_text().splitlines():
+        if line.startswith("create_stage "):
+            name, visibility, max_receive = shlex.split(line)[1:]
+            stages[name] = (int(visibility), int(max_receive))
+    return stages
+
+
+def init_script_notifications() -> dict[str, Any]:
+    """The notification JSON of the script, each queue ARN written as ``queue:<stage>``."""
+    documents = _HEREDOC.findall(init_script_text())
+    assert len(documents) == 1, "expected one <<JSON document in the init script"
+    return json.loads(_ARN_REFERENCE.sub(r"queue:\1", documents[0]))
+
+
+def tool(name: str) -> str | None:
+    """A deployment tool (``sam``, ``aws``) from ``.tools/`` (``make tools``) or the PATH."""
+    local = ROOT / ".tools" / "bin" / name
+    return str(local) if local.is_file() else shutil.which(name)

@@ -1,0 +1,226 @@
+"""infra/template.yaml: lints clean and states the topology of pixsearch/topology.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+
+from pixsearch import layout, topology
+from pixsearch.config import Settings
+from tests.functional.deploy.sources import (
+    ROOT,
+    STACK_QUEUE_PREFIX,
+    TEMPLATE,
+    arn_prefixes,
+    logical_id,
+    resource,
+    template,
+)
+
+STAGE_NAMES = [spec.name for spec in topology.STAGES]
+STACK_SETTINGS = Settings(queue_prefix=STACK_QUEUE_PREFIX)
+
+# What each function may read and write, by bucket prefix (least privilege, issue 8).
+# models/ holds weights given as an s3:// URI; maps/ gives search results their source URL.
+READS = {
+    "download": {layout.URLS, layout.IMAGES, layout.MAPS},
+    "embed": {layout.IMAGES, layout.EMBEDDINGS, "models/"},
+    "index": {layout.EMBEDDINGS, layout.INDEX},
+    "search": {layout.INDEX, layout.IMAGES, layout.MAPS, "models/"},
+}
+WRITES = {
+    "download": {layout.IMAGES, layout.MAPS},
+    "embed": {layout.EMBEDDINGS},
+    "index": {layout.INDEX},
+    "search": set(),
+}
+WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject"}
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    """Zero errors and zero warnings: a justified exception would be an ignore_checks entry."""
+    findings = lint_file(TEMPLATE)
+    assert findings == [], "\n".join(f"{m.rule.id} {m.rule.severity}: {m}" for m in findings)
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_queue_and_dead_letter_queue_follow_topology(name: str) -> None:
+    spec = topology.stage(name)
+    queue = resource(logical_id(name, "Queue"))["Properties"]
+    dlq_id = logical_id(name, "DeadLetterQueue")
+    dlq = resource(dlq_id)["Properties"]
+
+    assert queue["QueueName"] == {"Fn::Sub": topology.queue_name(STACK_SETTINGS, name)}
+    assert dlq["QueueName"] == {"Fn::Sub": topology.dlq_name(STACK_SETTINGS, name)}
+    assert queue["VisibilityTimeout"] == spec.visibility_timeout_s
+    assert queue["VisibilityTimeout"] >= 6 * spec.function_timeout_s
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": spec.max_receive_count,
+    }
+
+
+def test_functions_see_the_stack_queue_prefix_and_real_settings() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PIXSEARCH_QUEUE_PREFIX"] == {"Fn::Sub": STACK_QUEUE_PREFIX}
+    assert variables["PIXSEARCH_BUCKET"] == {"Ref": "BucketName"}
+    settings_fields = set(Settings.model_fields)
+    for variable in variables:
+        if variable.startswith("PIXSEARCH_"):
+            field = variable.removeprefix("PIXSEARCH_").lower()
+            assert field in settings_fields, f"{variable} names no pixsearch setting"
+
+
+def test_parameter_defaults_match_settings_and_topology() -> None:
+    parameters = template()["Parameters"]
+    defaults = Settings()
+    assert parameters["Model"]["Default"] == defaults.model
+    assert parameters["Pretrained"]["Default"] == defaults.pretrained
+    assert parameters["DownloadConcurrency"]["Default"] == defaults.download_concurrency
+    assert parameters["DownloadMaxBytes"]["Default"] == defaults.download_max_bytes
+    assert parameters["SearchKMax"]["Default"] == defaults.search_k_max
+    for spec in topology.STAGES:
+        assert parameters[f"{spec.name.capitalize()}MemorySize"]["Default"] == spec.memory_mb
+
+
+def _template_notifications() -> set[tuple[str, str, str, str]]:
+    bucket = resource("DataBucket")["Properties"]
+    found = set()
+    for config in bucket["NotificationConfiguration"]["QueueConfigurations"]:
+        queue_id, attribute = config["Queue"]["Fn::GetAtt"]
+        assert attribute == "Arn"
+        rules = {rule["Name"]: rule["Value"] for rule in config["Filter"]["S3Key"]["Rules"]}
+        found.add((queue_id, config["Event"], rules.get("prefix", ""), rules.get("suffix", "")))
+    return found
+
+
+def test_bucket_notifications_follow_topology_triggers() -> None:
+    expected = {
+        (logical_id(spec.name, "Queue"), event, trigger.prefix, trigger.suffix)
+        for spec in topology.STAGES
+        for trigger in spec.triggers
+        for event in trigger.events
+    }
+    assert _template_notifications() == expected
+
+
+def test_no_stage_triggers_itself() -> None:
+    """A stage's writes never match its own queue's filters (no event loops)."""
+    for queue_id, event, prefix, _suffix in _template_notifications():
+        stage_name = queue_id.removesuffix("Queue").lower()
+        if event.startswith("s3:ObjectCreated"):
+            assert prefix not in WRITES[stage_name], f"{stage_name} would trigger itself"
+
+
+def test_bucket_is_private_encrypted_versioned_and_waits_for_queue_policy() -> None:
+    bucket = resource("DataBucket")
+    properties = bucket["Properties"]
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(properties["PublicAccessBlockConfiguration"].values())
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["DependsOn"] == "StageQueuesPolicy"
+
+
+def test_queue_policy_lets_only_the_data_bucket_send() -> None:
+    policy = resource("StageQueuesPolicy")["Properties"]
+    assert sorted(item["Ref"] for item in policy["Queues"]) == sorted(
+        logical_id(name, "Queue") for name in STAGE_NAMES
+    )
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"
+    }
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_function_event_source_follows_topology(name: str) -> None:
+    spec = topology.stage(name)
+    function = resource(logical_id(name, "Function"))["Properties"]
+    (source,) = function["Events"].values()
+    properties = source["Properties"]
+
+    assert source["Type"] == "SQS"
+    assert properties["Queue"] == {"Fn::GetAtt": [logical_id(name, "Queue"), "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == spec.batch_size
+    assert properties.get("MaximumBatchingWindowInSeconds", 0) == spec.batching_window_s
+    assert function["Timeout"] == spec.function_timeout_s
+    assert function["MemorySize"] == {"Ref": f"{name.capitalize()}MemorySize"}
+    # An event source's MaximumConcurrency is at least 2; a limit of 1 is reserved concurrency.
+    if spec.max_concurrency >= 2:
+        assert properties["ScalingConfig"] == {"MaximumConcurrency": spec.max_concurrency}
+    else:
+        assert function["ReservedConcurrentExecutions"] == spec.max_concurrency
+
+
+def _role_statements(function_name: str) -> list[dict[str, Any]]:
+    function = resource(logical_id(function_name, "Function"))["Properties"]
+    role_id = logical_id(function_name, "Role")
+    assert function["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    (policy,) = resource(role_id)["Properties"]["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    actions = statement["Action"]
+    return set(actions if isinstance(actions, list) else [actions])
+
+
+@pytest.mark.parametrize("name", [*STAGE_NAMES, "search"])
+def test_each_function_reaches_only_its_prefixes(name: str) -> None:
+    reads: set[str] = set()
+    writes: set[str] = set()
+    for statement in _role_statements(name):
+        assert statement["Effect"] == "Allow"
+        actions = _actions(statement)
+        assert not any(action.endswith("*") for action in actions), actions
+        if actions == {"s3:ListBucket"}:
+            assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
+        elif all(action.startswith("sqs:") for action in actions):
+            assert statement["Resource"] == {"Fn::GetAtt": [logical_id(name, "Queue"), "Arn"]}
+        elif actions == {"s3:GetObject"}:
+            reads |= arn_prefixes(statement)
+        else:
+            assert actions <= WRITE_ACTIONS, f"unexpected actions {actions}"
+            writes |= arn_prefixes(statement)
+    assert reads == READS[name]
+    assert writes == WRITES[name]
+
+
+def test_search_api_routes() -> None:
+    function = resource("SearchFunction")["Properties"]
+    routes = {
+        (event["Properties"]["Method"], event["Properties"]["Path"])
+        for event in function["Events"].values()
+        if event["Type"] == "HttpApi"
+    }
+    assert routes == {("POST", "/search"), ("POST", "/search/image"), ("GET", "/health")}
+    assert resource("SearchApi")["Type"] == "AWS::Serverless::HttpApi"
+    assert "SearchApi" in template()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+@pytest.mark.parametrize("name", [*STAGE_NAMES, "search"])
+def test_function_images_build_from_existing_dockerfiles(name: str) -> None:
+    function = resource(logical_id(name, "Function"))
+    assert function["Properties"]["PackageType"] == "Image"
+    metadata = function["Metadata"]
+    context = (TEMPLATE.parent / metadata["DockerContext"]).resolve()
+    assert context == ROOT
+    assert (context / metadata["Dockerfile"]).is_file()
+    assert metadata["Dockerfile"] == f"functions/{name}/Dockerfile"
+
+
+@pytest.mark.parametrize("name", ["embed", "search"])
+def test_baked_model_matches_the_model_parameters(name: str) -> None:
+    build_args = resource(logical_id(name, "Function"))["Metadata"]["DockerBuildArgs"]
+    parameters = template()["Parameters"]
+    assert build_args == {
+        "MODEL": parameters["Model"]["Default"],
+        "PRETRAINED": parameters["Pretrained"]["Default"],
+    }
