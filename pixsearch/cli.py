@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
@@ -38,6 +39,16 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.runtime.stack import use_running_stack
+    from pixsearch.search import command
+
+    use_running_stack(settings)
+    return command.run(
+        text=args.text, image=args.image, k=args.k, min_score=args.min_score, settings=settings
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -60,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="queue depths, DLQs and object counts")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_status)
+
+    search = commands.add_parser(
+        "search", help="search the index by text or by an image file, print a table"
+    )
+    search.add_argument("text", nargs="?", help='what to look for, e.g. "a red car"')
+    search.add_argument("--image", type=Path, help="search with this image file instead")
+    search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
+    search.add_argument("--min-score", type=float, help="drop results scoring below this")
+    search.set_defaults(run=_search)
     return parser
 
 
