@@ -1,0 +1,77 @@
+"""URL lists as the web app takes them: pasted lines or an uploaded file, stored under ``urls/``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pixsearch import layout
+from pixsearch.storage import ConflictError, ObjectStore
+
+UPLOAD_FORMATS = ("txt", "csv")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_CONTENT_TYPES = {"txt": "text/plain", "csv": "text/csv"}
+
+
+class ListRejected(ValueError):
+    """A list the app will not upload; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class UploadedList:
+    name: str
+    key: str
+    lines: int
+
+
+def check_name(name: str) -> str:
+    """The list name, stripped; :class:`ListRejected` unless it is key-safe."""
+    name = name.strip()
+    if not NAME_PATTERN.fullmatch(name):
+        raise ListRejected(
+            "a list name is 1 to 100 letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit; got {name!r}"
+        )
+    return name
+
+
+def pasted_list(text: str) -> bytes:
+    """Pasted URLs (one per line) as a ``.txt`` list; :class:`ListRejected` if there are none."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ListRejected("paste at least one image URL, one per line")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def upload_format(filename: str) -> str:
+    """``urls.CSV`` -> ``csv``; :class:`ListRejected` for anything but ``.txt`` / ``.csv``."""
+    ext = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if ext not in UPLOAD_FORMATS:
+        raise ListRejected(
+            f"{filename!r} is not a .txt or .csv file; upload one URL per line (.txt) "
+            "or a CSV with a url column"
+        )
+    return ext
+
+
+def upload_list(store: ObjectStore, name: str, data: bytes, fmt: str) -> UploadedList:
+    """Store the list as ``urls/{name}.{fmt}``, which starts the pipeline on it.
+
+    An existing list is never replaced: its URL map and progress belong to it.
+    """
+    name = check_name(name)
+    if not data.strip():
+        raise ListRejected("the list is empty")
+    key = f"{layout.URLS}{name}.{fmt}"
+    existing = [
+        info.key
+        for info in store.list(f"{layout.URLS}{name}.")
+        if layout.list_name(info.key) == name
+    ]
+    if existing:
+        raise ListRejected(f"a list named {name!r} exists already ({existing[0]}); pick a new name")
+    try:
+        store.put_if_absent(key, data, content_type=_CONTENT_TYPES[fmt])
+    except ConflictError:
+        raise ListRejected(f"a list named {name!r} exists already; pick a new name") from None
+    return UploadedList(name=name, key=key, lines=len(data.splitlines()))

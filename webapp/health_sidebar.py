@@ -1,0 +1,40 @@
+"""The sidebar: is the search API reachable, and what index is it serving."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pixsearch.webui.api_client import ApiError, SearchApi
+from pixsearch.webui.formatting import format_age
+
+_STATUS_ICONS = {"ok": ":material/check_circle:", "degraded": ":material/warning:"}
+
+
+def render_health(api: SearchApi) -> None:
+    st.header("Search API")
+    st.button("Refresh", key="refresh_health", icon=":material/refresh:")
+    try:
+        health = api.health()
+    except ApiError as error:
+        st.error(f"API unreachable: {error.message}")
+        st.caption(api.base_url)
+        return
+    st.success(f"API reachable: {health.status}", icon=_STATUS_ICONS.get(health.status))
+    if health.reason:
+        st.warning(health.reason)
+    st.caption(api.base_url)
+    st.markdown(
+        "\n".join(
+            [
+                f"- **Model:** `{health.model}`" + ("" if health.model_loaded else " (loading)"),
+                f"- **Index version:** {_or_none(health.index_version)}",
+                f"- **Vectors:** {_or_none(health.vector_count)}",
+                f"- **Segments:** {_or_none(health.segment_count)}",
+                f"- **Last update:** {format_age(health.index_age_s)}",
+            ]
+        )
+    )
+
+
+def _or_none(value: object) -> str:
+    return "none" if value is None else str(value)
