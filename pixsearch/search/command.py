@@ -19,11 +19,12 @@ def run(
     k: int = DEFAULT_K,
     min_score: float | None = None,
     settings: Settings | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Search by ``text`` or by the image file ``image``; print the results. Exit status."""
     settings = settings or get_settings()
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         image_bytes = image.read_bytes() if image is not None else None
     except OSError as error:

@@ -8,9 +8,11 @@ import pytest
 
 from pixsearch.config import Settings
 from pixsearch.embed.model import ClipModel
+from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import make_image
+from tests.fixtures.model import StoredImage, store_images
 from tests.fixtures.search import ADAPTERS, ApiClient, ApiResponse
 
 
@@ -111,3 +113,48 @@ def test_without_an_index_search_and_health_are_503(api: ApiClient) -> None:
     assert health.body["status"] == "unavailable"
     assert "no index" in health.body["reason"]
     assert health.body["index_version"] is None
+
+
+@pytest.fixture
+def indexed(tiny_model: ClipModel, store: ObjectStore, pipeline: Dispatcher) -> list[StoredImage]:
+    images = store_images(store, 6)
+    pipeline.drain()
+    return images
+
+
+def test_text_search_answers_the_documented_shape(
+    api: ApiClient, settings: Settings, indexed: list[StoredImage]
+) -> None:
+    response = api.search(query_text="a sunset over the mountains", k=4)
+    assert response.status == 200, response.body
+    assert set(response.body) == {"results", "model", "index_version", "took_ms"}
+    assert response.body["model"] == settings.model_tag
+    results = response.body["results"]
+    assert len(results) == 4
+    assert all(
+        set(result) == {"key", "score", "source_url", "image_url", "width", "height"}
+        for result in results
+    )
+    found = [result["score"] for result in results]
+    assert found == sorted(found, reverse=True)
+
+
+def test_uploaded_image_finds_itself(api: ApiClient, indexed: list[StoredImage]) -> None:
+    response = api.upload(indexed[2].data, {"k": "2", "min_score": "-1"})
+    assert response.status == 200, response.body
+    best = response.body["results"][0]
+    assert best["key"] == indexed[2].key
+    assert best["score"] == pytest.approx(1.0, abs=1e-4)
+    assert len(response.body["results"]) == 2
+
+
+def test_image_key_search_and_health(api: ApiClient, indexed: list[StoredImage]) -> None:
+    response = api.search(image_key=indexed[1].key, k=1)
+    assert response.status == 200, response.body
+    assert [result["key"] for result in response.body["results"]] == [indexed[1].key]
+    api.service.warm()
+    health = api.get("/health")
+    assert health.status == 200, health.body
+    assert health.body["status"] == "ok"
+    assert health.body["vector_count"] == len(indexed)
+    assert health.body["index_version"] == response.body["index_version"]
