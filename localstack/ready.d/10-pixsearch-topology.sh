@@ -17,16 +17,16 @@ queue_arn() {
 # create_stage NAME VISIBILITY_TIMEOUT_S MAX_RECEIVE_COUNT
 create_stage() {
   local name=$1 visibility=$2 max_receive=$3
-  local dlq_url dlq_arn redrive url
+  local dlq_url dlq_arn redrive
   dlq_url=$(awslocal sqs create-queue --queue-name "${PREFIX}${name}-dlq" \
     --attributes MessageRetentionPeriod=1209600 --query QueueUrl --output text)
   dlq_arn=$(queue_arn "$dlq_url")
   redrive=$(printf '{"deadLetterTargetArn":"%s","maxReceiveCount":"%s"}' "$dlq_arn" "$max_receive")
-  url=$(awslocal sqs create-queue --queue-name "${PREFIX}${name}" \
+  awslocal sqs create-queue --queue-name "${PREFIX}${name}" \
     --attributes "$(printf '{"VisibilityTimeout":"%s","RedrivePolicy":"%s"}' \
-      "$visibility" "${redrive//\"/\\\"}")" \
-    --query QueueUrl --output text)
-  QUEUE_ARN[$name]=$(queue_arn "$url")
+      "$visibility" "${redrive//\"/\\\"}")" >/dev/null
+  # Same account, region and name less the suffix as its dead-letter queue.
+  QUEUE_ARN[$name]=${dlq_arn%-dlq}
 }
 
 awslocal s3api head-bucket --bucket "$BUCKET" 2>/dev/null \
