@@ -49,6 +49,20 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.download import ingest
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    return ingest.command(
+        file=args.file,
+        retry_failed_list=args.retry_failed,
+        name=args.name,
+        timeout_s=args.timeout,
+        settings=settings,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -80,6 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--min-score", type=float, help="drop results scoring below this")
     search.set_defaults(run=_search)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="upload a URL list to urls/, follow the download with a progress bar, summarise",
+    )
+    source = ingest.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "file", nargs="?", type=Path, help="URL list (.txt .csv .tsv .jsonl .parquet, or .gz)"
+    )
+    source.add_argument(
+        "--retry-failed", metavar="LIST", help="re-queue only the failed rows of a finished list"
+    )
+    ingest.add_argument("--name", help="upload under this name in urls/ (default: file name)")
+    ingest.add_argument(
+        "--timeout", type=float, help="give up waiting after this many seconds (default: never)"
+    )
+    ingest.set_defaults(run=_ingest)
     return parser
 
 

@@ -70,14 +70,7 @@ class DownloadStage:
         if len(parts) == 1:
             self.process_part(parts[0])
         else:
-            self.queue(etags)
-
-    def queue(self, part_etags: dict[str, str]) -> None:
-        """Announce parts on the download queue, one invocation each."""
-        sqs = client("sqs", self.settings.region)
-        name = topology.queue_name(self.settings, "download")
-        queue_url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        queue_parts(sqs, queue_url, self.store.bucket, self.settings.region, part_etags)
+            queue_list_parts(self.settings, self.store.bucket, etags)
 
     def process_part_key(self, key: str) -> None:
         try:
@@ -127,3 +120,10 @@ class DownloadStage:
             for row in earlier.rows
             if row.status != "failed" and urls.get(row.line) == row.url
         }
+
+
+def queue_list_parts(settings: Settings, bucket: str, part_etags: dict[str, str]) -> None:
+    """Announce list parts on the download queue, one invocation each."""
+    sqs = client("sqs", settings.region)
+    queue_url = sqs.get_queue_url(QueueName=topology.queue_name(settings, "download"))["QueueUrl"]
+    queue_parts(sqs, queue_url, bucket, settings.region, part_etags)

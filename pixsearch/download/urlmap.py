@@ -16,11 +16,15 @@ from typing import Any
 
 from pixsearch import layout
 from pixsearch.download.outcome import STATUSES, MapRow, decode_map, encode_map, now_iso
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
 
 LIST_ETAG = "list-etag"
 STARTED_AT = "started-at"
 FINISHED_AT = "finished-at"
+ROWS = "rows"
+
+_JSON = "application/json"
+_SUMMARY_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,12 @@ def write_map(
         layout.url_map_key(list_name, part),
         encode_map(rows),
         content_type="application/x-ndjson",
-        metadata={LIST_ETAG: list_etag, STARTED_AT: started_at, FINISHED_AT: now_iso()},
+        metadata={
+            LIST_ETAG: list_etag,
+            STARTED_AT: started_at,
+            FINISHED_AT: now_iso(),
+            ROWS: str(len(rows)),
+        },
     )
 
 
@@ -82,22 +91,32 @@ def read_maps(store: ObjectStore, list_name: str) -> list[PartMap]:
 def write_summary_if_complete(
     store: ObjectStore, list_key: str, list_etag: str, parts: int
 ) -> dict[str, Any] | None:
-    """Write the list's summary if every part of this list version has its map."""
+    """Write the list's summary if every part of this list version has its map.
+
+    The write is conditional on the summary being the one there before the maps
+    were read, so when parts finish together, a summary computed from older maps
+    can never overwrite one computed from newer maps.
+    """
     name = layout.list_name(list_key)
-    for part in range(parts):
-        info = store.head(layout.url_map_key(name, part))
-        if info is None or info.metadata.get(LIST_ETAG) != list_etag:
+    for _ in range(_SUMMARY_ATTEMPTS):
+        before = store.head(layout.summary_key(name))
+        maps = [read_map(store, name, part) for part in range(parts)]
+        complete = [m for m in maps if m is not None and m.list_etag == list_etag]
+        if len(complete) < parts:
             return None
-    maps = [read_map(store, name, part) for part in range(parts)]
-    if any(m is None or m.list_etag != list_etag for m in maps):
-        return None
-    summary = summarize(list_key, list_etag, [m for m in maps if m is not None])
-    store.put(
-        layout.summary_key(name),
-        json.dumps(summary, indent=2).encode(),
-        content_type="application/json",
-    )
-    return summary
+        summary = summarize(list_key, list_etag, complete)
+        body = json.dumps(summary, indent=2).encode()
+        try:
+            if before is None:
+                store.put_if_absent(layout.summary_key(name), body, content_type=_JSON)
+            else:
+                store.replace_if_match(
+                    layout.summary_key(name), body, before.etag, content_type=_JSON
+                )
+        except ConflictError:
+            continue
+        return summary
+    raise RuntimeError(f"summary of {list_key} kept changing under {_SUMMARY_ATTEMPTS} attempts")
 
 
 def summarize(list_key: str, list_etag: str, maps: list[PartMap]) -> dict[str, Any]:
