@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from pixsearch import layout
+from pixsearch.embed import shard as shards
 from pixsearch.embed.shard import Shard
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
@@ -30,7 +31,8 @@ MAX_ATTEMPTS = 20
 RECOVERY_DEPTH = 10
 
 _segment_keys: dict[tuple[str, str], frozenset[str]] = {}
-"""Keys of each (immutable) segment, kept across warm invocations."""
+"""Keys of each (immutable) segment, kept across warm invocations. Filled only by
+loading the segment back (checksums verified), never from what this process built."""
 
 
 class IndexMismatch(ValueError):
@@ -59,6 +61,8 @@ def apply(
 
     for attempt in range(MAX_ATTEMPTS):
         current, etag, version, healing = _read_or_recover(store, model_tag)
+        if healing:
+            new.update(_unlisted_shards(store, model_tag, current, new))
         pending = [
             shard for shard_id, shard in sorted(new.items()) if shard_id not in current.shards
         ]
@@ -71,14 +75,12 @@ def apply(
         if not pending and tombstones == current.tombstones and not healing:
             return current
         live = _live_keys(store, model_tag, current)
-        entries = list(current.segments)
         fresh = _fresh_rows(pending, live, tombstones, still_exists)
+        entries = [_with_dead(model_tag, entry, tombstones) for entry in current.segments]
         if fresh is not None:
             built, index_bytes, rows_bytes = segments.build(*fresh, flat_max)
             segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
-            _segment_keys[(model_tag, built.entry.id)] = frozenset(built.rows.keys)
             entries.append(built.entry)
-        entries = [_with_dead(model_tag, entry, tombstones) for entry in entries]
         if len(entries) > compact_segments:
             entries = compact(
                 store,
@@ -138,7 +140,6 @@ def compact(
         return []
     built, index_bytes, rows_bytes = segments.build(np.concatenate(parts_vectors), rows, flat_max)
     segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
-    _segment_keys[(model_tag, built.entry.id)] = frozenset(rows.keys)
     log.info("compacted %d segments of %s into %s", len(entries), model_tag, built.entry.id)
     return [built.entry]
 
@@ -179,6 +180,21 @@ def _fresh_rows(
     return np.stack(vectors), segments.Rows(keys, urls, widths, heights)
 
 
+def _unlisted_shards(
+    store: ObjectStore, model_tag: str, base: Manifest, known: dict[str, Shard]
+) -> dict[str, Shard]:
+    """Shards in the bucket that ``base`` does not list: a damaged newer version may have."""
+    prefix = layout.embeddings_prefix(model_tag)
+    found = {}
+    for info in store.list(prefix):
+        if not info.key.endswith(layout.SHARD_SUFFIX):
+            continue
+        shard_id = layout.parse_shard_key(info.key)[1]
+        if shard_id not in base.shards and shard_id not in known:
+            found[shard_id] = shards.read(store, model_tag, shard_id)
+    return found
+
+
 def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> set[str]:
     """Keys present in the current segments (dead or not: a dead row revives if un-tombstoned)."""
     keys: set[str] = set()
@@ -203,7 +219,8 @@ def _forget_other_segments(model_tag: str, current: Manifest) -> None:
 def _read_or_recover(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None, int, bool]:
     """The manifest to build on, the ETag to replace, the version to publish after, and
     whether the current manifest is damaged (then the newest archived version that
-    validates is the base, and publishing heals the index).
+    validates is the base, the shards it lacks are added back, and publishing heals
+    the index).
     """
     try:
         current, etag = manifests.read(store, model_tag)
