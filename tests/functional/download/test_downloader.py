@@ -123,12 +123,12 @@ def test_every_route_ends_as_the_expected_row(image_server: ImageServer) -> None
         return web.Response(body=body, content_type="image/jpeg", headers={"X-Robots-Tag": "noai"})
 
     expected = {
-        s.add_image("good.jpg", (250, 0, 0)): ("ok", None),
-        s.add_image("good.png", (0, 250, 0), fmt="PNG"): ("ok", None),
-        s.add_image("good.webp", (0, 0, 250), fmt="WEBP"): ("ok", None),
-        s.add_route("moved", hop): ("duplicate", None),
+        s.add_image("good.jpg", (250, 0, 0)): ("stored", None),
+        s.add_image("good.png", (0, 250, 0), fmt="PNG"): ("stored", None),
+        s.add_image("good.webp", (0, 0, 250), fmt="WEBP"): ("stored", None),
+        s.add_route("moved", hop): ("stored", None),
         s.url("missing.jpg"): ("failed", "http_404"),
-        s.add_route("flaky", _flaky(500, 1, make_image((1, 99, 1)))): ("ok", None),
+        s.add_route("flaky", _flaky(500, 1, make_image((1, 99, 1)))): ("stored", None),
         s.add_route("busy", _flaky(503, 99, b"")): ("failed", "http_503"),
         s.add_route("drip", _drip): ("failed", "timeout"),
         s.add_route("loop", loop_redirect): ("failed", "too_many_redirects"),
@@ -149,13 +149,24 @@ def test_every_route_ends_as_the_expected_row(image_server: ImageServer) -> None
         s.add_bytes("logo.svg", svg, "image/svg+xml"): ("failed", "unsupported_format"),
         s.add_route("robots.jpg", robots): ("failed", "robots_disallowed"),
         f"http://127.0.0.1:{blocked_port}/a.jpg": ("failed", "blocked_address"),
+        f"http://localhost:{blocked_port}/a.jpg": ("failed", "blocked_address"),
+        f"http://localhost:{s.port}/good.jpg": ("stored", None),
         "http://169.254.169.254/latest/meta-data/": ("failed", "blocked_address"),
         "http://0x7f000001/a.jpg": ("failed", "blocked_address"),
         "ftp://example.com/a.jpg": ("failed", "bad_url"),
     }
     rows, sink = _run(s, list(expected))
-    got = {row.url: (row.status, row.error) for row in rows}
+    stored = ("ok", "duplicate")
+    got = {row.url: ("stored" if row.status in stored else row.status, row.error) for row in rows}
     assert got == expected
+    # The same bytes from several URLs are stored once: one "ok", the rest "duplicate".
+    by_key: dict[str, list[str]] = {}
+    for row in rows:
+        if row.key:
+            by_key.setdefault(row.key, []).append(row.status)
+    assert sorted(len(statuses) for statuses in by_key.values()) == [1, 1, 2, 2]
+    for statuses in by_key.values():
+        assert sorted(statuses) == ["duplicate"] * (len(statuses) - 1) + ["ok"]
     assert s.hits["/flaky"] == 2
     assert s.hits["/busy"] == 3
     # The server would send 640 MB; what it managed is the cap plus socket buffers.
@@ -166,6 +177,7 @@ def test_every_route_ends_as_the_expected_row(image_server: ImageServer) -> None
         else:
             assert row.key in sink.images and row.width and row.height and row.sha256
     assert len(sink.images) == 4
+    assert s.hits["/good.jpg"] == 2
 
 
 def test_retry_after_is_honoured(image_server: ImageServer) -> None:
