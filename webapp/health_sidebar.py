@@ -7,8 +7,6 @@ import streamlit as st
 from pixsearch.webui.api_client import ApiError, SearchApi
 from pixsearch.webui.formatting import format_age
 
-_STATUS_ICONS = {"ok": ":material/check_circle:", "degraded": ":material/warning:"}
-
 
 def render_health(api: SearchApi) -> None:
     st.header("Search API")
@@ -19,9 +17,10 @@ def render_health(api: SearchApi) -> None:
         st.error(f"API unreachable: {error.message}")
         st.caption(api.base_url)
         return
-    st.success(f"API reachable: {health.status}", icon=_STATUS_ICONS.get(health.status))
-    if health.reason:
-        st.warning(health.reason)
+    if health.status == "ok":
+        st.success("API reachable: ok", icon=":material/check_circle:")
+    else:
+        st.warning(f"API reachable, {health.status}: {health.reason or 'no reason given'}")
     st.caption(api.base_url)
     st.markdown(
         "\n".join(

@@ -122,19 +122,26 @@ def _render_queues(stages: dict[str, dict[str, int]], version: int, vectors: int
 
 def _render_list(progress: ListProgress) -> None:
     if not progress.started:
-        st.info(f"Waiting for the download stage to start on {progress.name!r}…")
+        st.info(f"Waiting for the download stage to pick up {progress.name!r}…")
         return
+    total = progress.total or 0
     columns = st.columns(4)
-    columns[0].metric("URLs processed", progress.urls)
-    columns[1].metric("Downloaded", progress.downloaded, help="new or already stored images")
+    columns[0].metric("URLs done", f"{progress.processed} / {total}")
+    columns[1].metric(
+        "Downloaded", progress.downloaded, help=f"{progress.duplicates} were already stored"
+    )
     columns[2].metric("Embedded", f"{progress.embedded} / {progress.images}")
     columns[3].metric("Indexed", f"{progress.indexed} / {progress.images}")
-    if progress.images:
-        st.progress(progress.indexed / progress.images, text="searchable")
+    st.progress(_fraction(progress.processed, total), text="download")
+    st.progress(_fraction(progress.embedded, progress.images), text="embed")
+    st.progress(_fraction(progress.indexed, progress.images), text="index")
     if progress.complete:
-        st.success(f"{progress.name!r}: every downloaded image is searchable.")
+        st.success(
+            f"{progress.name!r} is done: {progress.indexed} image(s) searchable, "
+            f"{progress.failed} URL(s) failed."
+        )
     if progress.failures:
-        st.markdown(f"**{progress.failed} failed URL(s)** by reason")
+        st.markdown(f"**{progress.failed} failed URL(s), by reason**")
         st.dataframe(
             [
                 {
@@ -148,6 +155,10 @@ def _render_list(progress: ListProgress) -> None:
             hide_index=True,
             width="stretch",
         )
+
+
+def _fraction(done: int, total: int) -> float:
+    return min(1.0, done / total) if total else 0.0
 
 
 def _default_name() -> str:

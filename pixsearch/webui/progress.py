@@ -1,10 +1,12 @@
 """How far a URL list has moved through download -> embed -> index, read from the bucket.
 
-- download: the list's URL map rows (``ok``, ``duplicate``, ``failed`` with a reason);
+- download: the list's parts (how many URLs in all) and URL maps (``ok``,
+  ``duplicate``, ``failed`` with a reason), read with the download stage's own readers;
 - embed: which of the list's images appear in an embedding shard of the model;
 - index: which of those shards the current manifest has folded in.
 
-Shard ids files are immutable, so each is read once per reader and kept.
+Shard ids files are immutable and parts change only with their ETag, so each
+is read once per reader and kept.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixsearch import layout
-from pixsearch.download.outcome import MapRow, decode_map
+from pixsearch.download.outcome import MapRow
+from pixsearch.download.parts import ListPart
+from pixsearch.download.urlmap import read_maps, read_summary
 from pixsearch.index import manifest
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.storage import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,8 @@ class FailureGroup:
 @dataclass(frozen=True)
 class ListProgress:
     name: str
-    uploaded: bool
-    urls: int  # URLs with a URL map row so far
+    total: int | None  # rows in the list, once the download stage has split it
+    processed: int  # rows with a URL map entry
     downloaded: int  # rows whose image is in the bucket (new or already there)
     duplicates: int
     failed: int
@@ -47,12 +51,16 @@ class ListProgress:
 
     @property
     def started(self) -> bool:
-        return self.urls > 0 or self.summary is not None
+        return self.total is not None
+
+    @property
+    def downloads_done(self) -> bool:
+        return self.summary is not None or (self.total is not None and self.processed >= self.total)
 
     @property
     def complete(self) -> bool:
-        """Every URL has a row and every image of the list is searchable."""
-        return self.started and self.indexed == self.images
+        """Every URL has an outcome and every image of the list is searchable."""
+        return self.downloads_done and self.indexed == self.images
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class ProgressReader:
         self.store = store
         self.model_tag = model_tag
         self._shard_keys: dict[str, frozenset[str]] = {}
+        self._part_sizes: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def list_names(self) -> list[str]:
@@ -84,35 +93,45 @@ class ProgressReader:
         keys = {row.key for row in stored if row.key}
         shard_keys = self.shard_keys()
         index = self.index_state()
-        embedded = set().union(*shard_keys.values()) & keys if shard_keys else set()
-        indexed_shards = [ids for shard, ids in shard_keys.items() if shard in index.shards]
-        indexed = (set().union(*indexed_shards) & keys) - index.tombstones
+        embedded = keys & frozenset().union(*shard_keys.values())
+        in_index = [ids for shard, ids in shard_keys.items() if shard in index.shards]
+        indexed = (keys & frozenset().union(*in_index)) - index.tombstones
         return ListProgress(
             name=name,
-            uploaded=any(
-                layout.list_name(info.key) == name
-                for info in self.store.list(f"{layout.URLS}{name}.")
-            ),
-            urls=len(rows),
+            total=self.total_rows(name),
+            processed=len(rows),
             downloaded=len(stored),
             duplicates=sum(row.status == "duplicate" for row in rows),
-            failed=len(rows) - len(stored),
+            failed=sum(row.status == "failed" for row in rows),
             failures=group_failures(rows),
             images=len(keys),
             embedded=len(embedded),
             indexed=len(indexed),
-            summary=self._summary(name),
+            summary=read_summary(self.store, name),
         )
 
     def map_rows(self, name: str) -> list[MapRow]:
-        """The list's URL map rows, one per input line (a rewritten part replaces its rows)."""
-        by_line: dict[int, MapRow] = {}
-        for info in self.store.list(layout.url_map_prefix(name)):
-            if info.key == layout.summary_key(name) or not info.key.endswith(".jsonl"):
-                continue
-            for row in decode_map(self.store.get(info.key)):
-                by_line[row.line] = row
+        """The list's URL map rows, one per input line."""
+        by_line = {row.line: row for part in read_maps(self.store, name) for row in part.rows}
         return [by_line[line] for line in sorted(by_line)]
+
+    def total_rows(self, name: str) -> int | None:
+        """Rows in the list's parts; None until the download stage has split the list."""
+        total = None
+        for info in self.store.list(f"{layout.PARTS}{name}/"):
+            try:
+                owner, _ = layout.parse_part_key(info.key)
+            except ValueError:
+                continue
+            if owner != name:
+                continue
+            cached = self._part_sizes.get((info.key, info.etag))
+            if cached is None:
+                cached = len(ListPart.from_json(self.store.get(info.key)).rows)
+                with self._lock:
+                    self._part_sizes[(info.key, info.etag)] = cached
+            total = (total or 0) + cached
+        return total
 
     def shard_keys(self) -> dict[str, frozenset[str]]:
         """Image keys of every embedding shard of the model, by shard id."""
@@ -122,22 +141,12 @@ class ProgressReader:
                 continue
             shard = info.key.removeprefix(prefix).removesuffix(layout.SHARD_IDS_SUFFIX)
             if shard not in self._shard_keys:
-                keys = self._read_shard_keys(info.key)
+                ids = json.loads(self.store.get(info.key))
+                keys = frozenset(row["key"] for row in ids.get("rows", []))
                 with self._lock:
                     self._shard_keys[shard] = keys
         with self._lock:
             return dict(self._shard_keys)
-
-    def _read_shard_keys(self, key: str) -> frozenset[str]:
-        ids = json.loads(self.store.get(key))
-        return frozenset(row["key"] for row in ids.get("rows", []))
-
-    def _summary(self, name: str) -> dict[str, Any] | None:
-        try:
-            summary = json.loads(self.store.get(layout.summary_key(name)))
-        except (ObjectNotFound, ValueError):
-            return None
-        return summary if isinstance(summary, dict) else None
 
 
 def group_failures(rows: list[MapRow]) -> tuple[FailureGroup, ...]:
