@@ -36,7 +36,7 @@ ACCESS: dict[str, dict[str, set[str]]] = {
         "s3:PutObject": {layout.EMBEDDINGS},
     },
     "index": {
-        "s3:GetObject": {layout.EMBEDDINGS, layout.INDEX},
+        "s3:GetObject": {layout.EMBEDDINGS, layout.INDEX, layout.IMAGES},
         "s3:PutObject": {layout.INDEX},
     },
     "search": {"s3:GetObject": {layout.INDEX, layout.IMAGES, MODELS}},
