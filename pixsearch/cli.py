@@ -63,6 +63,14 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.index import rebuild
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    return rebuild.command(args.model_tag, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -111,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, help="give up waiting after this many seconds (default: never)"
     )
     ingest.set_defaults(run=_ingest)
+
+    index = commands.add_parser("index", help="maintain the search index")
+    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    rebuild = index_commands.add_parser(
+        "rebuild", help="rebuild the index from every embedding shard (recovery, model change)"
+    )
+    rebuild.add_argument(
+        "--model-tag", help="the index to rebuild (default: the configured model's)"
+    )
+    rebuild.set_defaults(run=_index_rebuild)
     return parser
 
 

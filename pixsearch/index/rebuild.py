@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from pixsearch import layout
+from pixsearch.config import Settings
 from pixsearch.embed import shard as shards
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
@@ -96,3 +97,15 @@ def _current_version(store: ObjectStore, model_tag: str) -> tuple[int, str | Non
         return max(current.version, newest), etag
     except CorruptIndex:
         return newest, info.etag
+
+
+def command(model_tag: str | None, settings: Settings) -> int:
+    """``pixsearch index rebuild``: rebuild, then print one line saying what is live now."""
+    tag = model_tag or settings.model_tag
+    rebuilt = rebuild(ObjectStore.from_settings(settings), tag, flat_max=settings.index_flat_max)
+    kinds = ", ".join(f"{entry.kind} ({entry.count})" for entry in rebuilt.segments) or "empty"
+    print(
+        f"rebuilt index {tag} as version {rebuilt.version}: {rebuilt.vector_count} vectors "
+        f"from {len(rebuilt.shards)} shards; segments: {kinds}"
+    )
+    return 0
