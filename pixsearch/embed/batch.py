@@ -55,6 +55,9 @@ def embed_events(
     since its event is skipped (its removal event will follow).
     """
     wanted = _unique_images(events)
+    carriers: dict[str, list[str]] = {}
+    for event in events:
+        carriers.setdefault(event.key, []).append(event.message_id)
     failures: dict[str, BaseException] = {}
     rows: list[shard.ShardRow] = []
     chunks: list[np.ndarray] = []
@@ -62,7 +65,7 @@ def embed_events(
         for item in ready:
             if item.error is not None:
                 log.warning("cannot embed %s: %s", item.event.key, item.error)
-                failures[item.event.message_id] = item.error
+                failures.update(dict.fromkeys(carriers[item.event.key], item.error))
         good = [item for item in ready if item.pixels is not None and item.row is not None]
         if good:
             chunks.append(model.encode_pixels(torch.stack([item.pixels for item in good])))
