@@ -66,12 +66,13 @@ class IndexCache:
             raise Unavailable(state.problem or "no index loaded yet", code="index_unavailable")
         return state.snapshot
 
-    def refresh_if_due(self) -> IndexState:
+    def refresh_if_due(self, wait: bool = True) -> IndexState:
+        """Check the manifest if due. Without a snapshot, callers wait for the one load
+        (unless ``wait`` is False); with one, only the thread that wins the lock checks
+        and the others go on with the snapshot they have."""
         if not self._due(self._state):
             return self._state
-        # Without a snapshot every caller waits for the one load; with one, only
-        # the thread that wins the lock checks and the others serve the old snapshot.
-        blocking = self._state.snapshot is None
+        blocking = wait and self._state.snapshot is None
         if not self._refresh_lock.acquire(blocking=blocking):
             return self._state
         try:
