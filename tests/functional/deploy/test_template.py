@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from tests.functional.deploy.sources import (
     logical_id,
     resource,
     template,
+    tool,
 )
 
 STAGE_NAMES = [spec.name for spec in topology.STAGES]
@@ -47,6 +51,27 @@ def test_cfn_lint_reports_nothing() -> None:
     """Zero errors and zero warnings: a justified exception would be an ignore_checks entry."""
     findings = lint_file(TEMPLATE)
     assert findings == [], "\n".join(f"{m.rule.id} {m.rule.severity}: {m}" for m in findings)
+
+
+def test_sam_validates_offline_without_credentials(tmp_path: Path) -> None:
+    sam = tool("sam")
+    if sam is None:
+        pytest.skip("aws-sam-cli is not installed (make tools)")
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
