@@ -1,7 +1,7 @@
 """Immutable index segments: a serialized FAISS index plus a row table, both checksummed.
 
 The index type follows the size: exact ``Flat`` up to ``index_flat_max``
-vectors, ``IVF{nlist},Flat`` above, with ``nprobe`` raised until recall@10
+vectors, ``IVF{nlist},SQfp16`` above, with ``nprobe`` raised until recall@10
 against exact search reaches :data:`RECALL_TARGET` on a sample; the chosen
 parameters go into the manifest so every reader searches the same way.
 """
@@ -92,9 +92,11 @@ def build(vectors: np.ndarray, rows: Rows, flat_max: int) -> tuple[Segment, byte
         index.add(vectors)
     else:
         kind = "ivf"
-        # The usual 4 * sqrt(n) lists, but at least 39 training points per list (FAISS's advice).
-        nlist = int(max(1, min(65536, 4 * math.sqrt(len(vectors)), len(vectors) // 39)))
-        factory = f"IVF{nlist},Flat"
+        # sqrt(n) lists keeps training and adding affordable on a few cores; at least 39
+        # training points per list (FAISS's advice). fp16 codes halve the memory at no
+        # measurable cost in recall for unit vectors.
+        nlist = int(max(1, min(65536, math.sqrt(len(vectors)), len(vectors) // 39)))
+        factory = f"IVF{nlist},SQfp16"
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         index.train(_training_sample(vectors, nlist))
         index.add(vectors)

@@ -150,7 +150,7 @@ def _with_dead(model_tag: str, entry: SegmentEntry, tombstones: set[str]) -> Seg
 
 def _fresh_rows(
     pending: list[Shard],
-    live: set[str],
+    live: _Present,
     tombstones: set[str],
     still_exists: Callable[[str], bool],
 ) -> tuple[np.ndarray, segments.Rows] | None:
@@ -195,12 +195,22 @@ def _unlisted_shards(
     return found
 
 
-def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> set[str]:
-    """Keys present in the current segments (dead or not: a dead row revives if un-tombstoned)."""
-    keys: set[str] = set()
-    for entry in current.segments:
-        keys |= _keys_of(store, model_tag, entry, current.dim)
-    return keys
+class _Present:
+    """Keys in the current segments, dead or not (a dead row revives if un-tombstoned).
+
+    Asks each segment's cached key set in turn rather than merging them, so a run
+    costs the same whatever the size of the index.
+    """
+
+    def __init__(self, key_sets: list[frozenset[str]]) -> None:
+        self.key_sets = key_sets
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in keys for keys in self.key_sets)
+
+
+def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> _Present:
+    return _Present([_keys_of(store, model_tag, entry, current.dim) for entry in current.segments])
 
 
 def _keys_of(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> frozenset[str]:
