@@ -1,5 +1,6 @@
 pytest_plugins = [
     "tests.fixtures.aws",
+    "tests.fixtures.browser",
     "tests.fixtures.images",
     "tests.fixtures.model",
     "tests.fixtures.search",

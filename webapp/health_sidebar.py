@@ -7,10 +7,13 @@ import streamlit as st
 from pixsearch.webui.api_client import ApiError, SearchApi
 from pixsearch.webui.formatting import format_age
 
+REFRESH_S = 5.0
 
+
+@st.fragment(run_every=REFRESH_S)
 def render_health(api: SearchApi) -> None:
+    """Re-checked every few seconds, so the sidebar follows the index as it grows."""
     st.header("Search API")
-    st.button("Refresh", key="refresh_health", icon=":material/refresh:")
     try:
         health = api.health()
     except ApiError as error:
