@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,12 @@ def test_cfn_lint_reports_nothing() -> None:
     assert findings == [], "\n".join(f"{m.rule.id} {m.rule.severity}: {m}" for m in findings)
 
 
+def test_sam_cli_builds_and_validates_this_template() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
+    for command in ("build", "validate"):
+        assert (ROOT / config[command]["parameters"]["template_file"]) == TEMPLATE
+
+
 def test_sam_validates_offline_without_credentials(tmp_path: Path) -> None:
     sam = tool("sam")
     if sam is None:
@@ -64,14 +71,15 @@ def test_sam_validates_offline_without_credentials(tmp_path: Path) -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     result = subprocess.run(
-        [sam, "validate", "--lint", "--template-file", str(TEMPLATE)],
+        [sam, "validate"],  # template and --lint from samconfig.toml
+        cwd=ROOT,
         capture_output=True,
         text=True,
         env=environment,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "is a valid SAM Template" in result.stdout
+    assert f"{TEMPLATE} is a valid SAM Template\n" in result.stdout
 
 
 @pytest.mark.parametrize("name", STAGE_NAMES)
