@@ -198,3 +198,18 @@ def test_concurrent_searches_during_refreshes_all_succeed(
         stop.set()
         assert all(future.result(timeout=60) > 0 for future in futures)
     assert service.index.current().vector_count == len(indexed) + 2
+
+
+def test_a_deleted_image_disappears_from_results(
+    store: ObjectStore,
+    pipeline: Dispatcher,
+    settings: Settings,
+    indexed: list[StoredImage],
+) -> None:
+    service = SearchService(settings.model_copy(update={"search_refresh_s": 0.0}), store)
+    query = build_request(settings, k=50, min_score=None, text="anything")
+    assert indexed[4].key in {result.key for result in service.search(query).results}
+    store.delete(indexed[4].key)
+    pipeline.drain()
+    keys = {result.key for result in service.search(query).results}
+    assert keys == {image.key for image in indexed} - {indexed[4].key}
