@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pixsearch.config import Settings
+from pixsearch.embed.model import ClipModel
 from tests.functional.deploy.dockerfiles import (
     build_args,
     copy_sources,
@@ -89,6 +90,19 @@ def test_model_images_bake_the_default_model(name: str) -> None:
     text = dockerfile(name).read_text()
     assert "from pixsearch.embed.model import load_model" in text
     assert "HF_HUB_OFFLINE=1" in text
+
+
+@pytest.mark.parametrize("name", ["embed", "search"])
+def test_bake_step_runs_the_library_loader(name: str, tiny_model: ClipModel) -> None:
+    """The build's ``python -c`` loads the model the image's settings name (here: tiny)."""
+    (bake,) = [
+        match[1]
+        for i in instructions(dockerfile(name))
+        if i.keyword == "RUN" and (match := re.search(r'python -c "([^"]+)"', i.arguments))
+    ]
+    namespace: dict[str, object] = {}
+    exec(compile(bake, f"{name}/Dockerfile", "exec"), namespace)
+    assert namespace["load_model"](namespace["Settings"]()) is tiny_model
 
 
 def test_dockerignore_keeps_the_virtualenv_out() -> None:
