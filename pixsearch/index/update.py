@@ -163,12 +163,14 @@ def _fresh_rows(
     taken: set[str] = set()
     for shard in pending:
         for position, row in enumerate(shard.rows):
-            if row.key in live or row.key in taken:
+            if row.key in taken:
                 continue
             if row.key in tombstones:
                 if not still_exists(row.key):
                     continue
-                tombstones.discard(row.key)  # re-uploaded since its removal
+                tombstones.discard(row.key)  # re-uploaded since its removal: live again
+            if row.key in live:
+                continue
             taken.add(row.key)
             vectors.append(shard.vectors[position])
             keys.append(row.key)

@@ -132,3 +132,13 @@ def test_a_shard_of_another_dimension_is_refused(store: ObjectStore):
     other = write_shard(store, TAG, _keys(9, 1), unit_vectors(1, DIM * 2, 0))
     with pytest.raises(update.IndexMismatch, match="dim"):
         _apply(store, [other])
+
+
+def test_an_image_uploaded_again_after_its_removal_comes_back(store: ObjectStore):
+    key = _keys(1, 1)[0]
+    _apply(store, [_shard(store, 0, 3)])
+    assert _apply(store, removed=[key]).vector_count == 2
+    store.put(key, b"uploaded again")
+    again = write_shard(store, TAG, [key], unit_vectors(1, DIM, 42))
+    published = _apply(store, [again])
+    assert (published.vector_count, published.tombstones) == (3, frozenset())
