@@ -147,7 +147,7 @@ class Fetcher:
         if status == 429 or status >= 500:
             raise _Retryable(
                 DownloadFailure(f"http_{status}", f"HTTP {status} {response.reason or ''}".strip()),
-                _retry_after_s(response.headers.get("Retry-After")),
+                retry_after_s(response.headers.get("Retry-After")),
             )
         if not 200 <= status < 300:
             raise DownloadFailure(
@@ -238,7 +238,8 @@ def _classify(error: Exception) -> Exception:
     return DownloadFailure("internal", f"{type(error).__name__}: {error}")
 
 
-def _retry_after_s(value: str | None) -> float | None:
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP date), if any."""
     if not value:
         return None
     value = value.strip()

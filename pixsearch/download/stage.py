@@ -38,7 +38,7 @@ class DownloadStage:
 
     def handle(self, event: ObjectEvent) -> None:
         """Process a created URL list or list part; other events are logged and skipped."""
-        if not event.is_creation:
+        if not event.is_creation or event.key.endswith("/"):
             log.info("skipping %s of %s", event.event_name, event.key)
         elif event.key.startswith(layout.PARTS):
             self.process_part_key(event.key)

@@ -15,8 +15,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from yarl import URL
 
 from pixsearch.download.ssrf import ALLOWED_SCHEMES
@@ -183,6 +181,9 @@ def _column(header: list[str], name: str) -> int | None:
 
 
 def _parquet_rows(data: bytes, key: str, url_column: str, caption_column: str) -> Iterator[Row]:
+    import pyarrow as pa  # only parquet lists pay for importing it
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as error:

@@ -147,6 +147,9 @@ def test_vanished_list_is_not_an_error(store: ObjectStore, settings: Settings) -
         "batchItemFailures": []
     }
     assert read_summary(store, "gone") is None
+    store.put("urls/", b"")  # a folder marker some consoles create
+    assert lambda_handler(_event(settings.bucket, "urls/"), None) == {"batchItemFailures": []}
+    assert store.count(layout.MAPS) == 0
 
 
 def _event(bucket: str, key: str, message_id: str | None = None) -> dict:

@@ -1,0 +1,410 @@
+"""Download benchmark: pixsearch's downloader against img2dataset, on the same list and server.
+
+Not a test. Serves N JPEGs (30-300 KB) from nginx on a loopback port and, in one run:
+
+1. downloader alone: pixsearch (fetch + SSRF checks + Pillow validation + sha256,
+   results to a null sink) vs img2dataset 1.47 (``--output_format dummy``,
+   ``--disable_all_reencoding``: fetch + sha256, no decode), same URL list, same
+   server, same number of concurrent connections, each run as its own process
+   and timed from outside (start-up included);
+2. end to end into moto server: the downloader writing every image to the bucket
+   (``put_if_absent`` with S3 notifications on), next to moto's own ceiling for
+   such writes measured in the same run.
+
+    apt-get install -y nginx
+    .venv/bin/python bench/download.py            # N=10000, concurrency 64
+    .venv/bin/python bench/download.py --count 2000 --e2e-count 500
+
+img2dataset is installed into its own virtual environment under bench/.work/
+(its pins clash with pixsearch's); generated images and nginx files live there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+IMG2DATASET = "img2dataset==1.47.0"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10_000, help="images served (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
+    parser.add_argument("--e2e-count", type=int, default=2000, help="images written to moto")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--side", choices=["pixsearch"], help=argparse.SUPPRESS)
+    parser.add_argument("--urls", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side == "pixsearch":
+        print(json.dumps(run_pixsearch_side(args.urls, args.concurrency)))
+        return
+    sys.path.insert(0, str(ROOT))
+    images = make_images(args.count)
+    with Nginx(images) as server:
+        urls = write_url_list(server.port, args.count)
+        results = {
+            "count": args.count,
+            "concurrency": args.concurrency,
+            "sizes": size_stats(images),
+        }
+        results["pixsearch"] = timed_pixsearch(urls, args.concurrency)
+        drain_time_wait()
+        results["img2dataset"] = timed_img2dataset(urls, args.concurrency)
+        results["ratio"] = round(
+            results["pixsearch"]["images_per_s"] / results["img2dataset"]["images_per_s"], 2
+        )
+        if not args.skip_e2e:
+            drain_time_wait()
+            results["e2e"] = end_to_end(server.port, args.e2e_count, args.concurrency, images)
+    report(results)
+
+
+# --- images and server ------------------------------------------------------------------
+
+
+def make_images(count: int) -> Path:
+    """``count`` distinct photo-like JPEGs of 30-300 KB (mean about 100 KB), cached across runs."""
+    folder = WORK / "images" / "i"
+    marker = WORK / "images" / f"count-{count}"
+    if marker.exists():
+        return folder
+    shutil.rmtree(WORK / "images", ignore_errors=True)
+    folder.mkdir(parents=True)
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_write_image, [(folder, n) for n in range(count)], chunksize=64))
+    marker.touch()
+    return folder
+
+
+_NOISE_SHAPE = (700, 900, 3)
+
+
+@functools.cache
+def _noise() -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    return np.clip(rng.normal(0, 1, _NOISE_SHAPE) * 16, -127, 127).astype(np.int16)
+
+
+def _write_image(job: tuple[Path, int]) -> None:
+    """Smooth colour fields plus grain; the grain is raised or lowered into 30-300 KB."""
+    import numpy as np
+    from PIL import Image
+
+    folder, n = job
+    rng = np.random.default_rng(n)
+    width = int(rng.integers(480, 900))
+    height = width * 3 // 4
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC))
+    base = base.astype(np.int16)
+    grain = int(rng.integers(7, 25))
+    while True:
+        y = int(rng.integers(0, _NOISE_SHAPE[0] - height + 1))
+        x = int(rng.integers(0, _NOISE_SHAPE[1] - width + 1))
+        pixels = np.clip(base + (_noise()[y : y + height, x : x + width] * grain >> 4), 0, 255)
+        buffer = io.BytesIO()
+        quality = int(rng.integers(75, 90))
+        Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+        size = buffer.tell()
+        if size < 30 * 1024:
+            grain += 4
+        elif size > 300 * 1024:
+            grain -= 4
+        else:
+            break
+    (folder / f"{n}.jpg").write_bytes(buffer.getvalue())
+
+
+def size_stats(folder: Path) -> dict[str, float]:
+    sizes = sorted(p.stat().st_size for p in folder.iterdir())
+    return {
+        "mean_kb": round(sum(sizes) / len(sizes) / 1024, 1),
+        "min_kb": round(sizes[0] / 1024, 1),
+        "max_kb": round(sizes[-1] / 1024, 1),
+    }
+
+
+class Nginx:
+    """nginx serving ``folder`` as /i/ on a free loopback port, from a temporary config."""
+
+    def __init__(self, folder: Path) -> None:
+        from pixsearch.runtime.moto_server import free_port
+
+        self.folder = folder
+        self.port = free_port()
+        self.dir = WORK / "nginx"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            sys.exit("nginx not found: apt-get install -y nginx")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "nginx.conf"
+        config.write_text(
+            f"""
+worker_processes 1;
+user root;
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    types {{ image/jpeg jpg; }}
+    client_body_temp_path {self.dir}/tmp;
+    proxy_temp_path {self.dir}/tmp;
+    fastcgi_temp_path {self.dir}/tmp;
+    uwsgi_temp_path {self.dir}/tmp;
+    scgi_temp_path {self.dir}/tmp;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location /i/ {{ alias {self.folder}/; }}
+    }}
+}}
+"""
+        )
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        self.process = subprocess.Popen([binary, "-c", str(config), "-p", str(self.dir)])
+        _wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def write_url_list(port: int, count: int) -> Path:
+    path = WORK / "urls.txt"
+    path.write_text("".join(f"http://127.0.0.1:{port}/i/{n}.jpg\n" for n in range(count)))
+    return path
+
+
+# --- level 1: the downloaders alone ---------------------------------------------------------
+
+
+def run_pixsearch_side(urls: Path, concurrency: int) -> dict[str, float]:
+    """Inside the timed child process: download the list into a null sink."""
+    sys.path.insert(0, str(ROOT))
+    from pixsearch.config import Settings
+    from pixsearch.download.downloader import Downloader
+    from pixsearch.download.sink import NullSink
+    from pixsearch.download.urllist import UrlEntry
+
+    lines = urls.read_text().split()
+    port = lines[0].split("/")[2].split(":")[1]
+    settings = Settings(
+        download_allow=f"127.0.0.1:{port}",
+        download_concurrency=concurrency,
+        download_per_host_concurrency=concurrency,
+        download_retries=0,
+    )
+    entries = [UrlEntry(n, url) for n, url in enumerate(lines, start=1)]
+    started = time.perf_counter()
+    rows = Downloader(settings, NullSink()).run(entries)
+    seconds = time.perf_counter() - started
+    ok = sum(row.status == "ok" for row in rows)
+    return {"ok": ok, "failed": len(rows) - ok, "inner_s": round(seconds, 2)}
+
+
+def timed_pixsearch(urls: Path, concurrency: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--side", "pixsearch", "--urls", str(urls)]
+    command += ["--concurrency", str(concurrency)]
+    started = time.perf_counter()
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - started
+    result = json.loads(out.strip().splitlines()[-1])
+    result["wall_s"] = round(wall, 2)
+    result["images_per_s"] = round(result["ok"] / wall, 1)
+    return result
+
+
+def img2dataset_binary() -> Path:
+    venv = WORK / "img2dataset-venv"
+    binary = venv / "bin" / "img2dataset"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", IMG2DATASET], check=True)
+    return binary
+
+
+def timed_img2dataset(urls: Path, concurrency: int) -> dict[str, float]:
+    """img2dataset with two processes (one per core) sharing the connection budget."""
+    binary = img2dataset_binary()
+    output = WORK / f"img2dataset-out-{uuid.uuid4().hex[:6]}"
+    processes = 2
+    count = len(urls.read_text().split())
+    command = [
+        str(binary),
+        f"--url_list={urls}",
+        "--input_format=txt",
+        f"--output_folder={output}",
+        "--output_format=dummy",
+        "--disable_all_reencoding=True",
+        "--resize_mode=no",
+        f"--processes_count={processes}",
+        f"--thread_count={concurrency // processes}",
+        f"--number_sample_per_shard={max(1, count // (processes * 4))}",
+        "--retries=0",
+        "--timeout=20",
+        "--enable_wandb=False",
+        "--compute_hash=sha256",
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    stats = [json.loads(p.read_text()) for p in output.glob("*_stats.json")]
+    ok = sum(s.get("successes", 0) for s in stats)
+    shutil.rmtree(output, ignore_errors=True)
+    return {
+        "ok": ok,
+        "failed": count - ok,
+        "wall_s": round(wall, 2),
+        "images_per_s": round(ok / wall, 1),
+        "settings": f"processes={processes} threads={concurrency // processes}",
+    }
+
+
+def drain_time_wait(limit: int = 2000, timeout_s: float = 90) -> None:
+    """Wait until few loopback sockets sit in TIME_WAIT (img2dataset opens one per image)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ss", "-tan", "state", "time-wait"], capture_output=True, text=True
+        ).stdout
+        if out.count("\n") < limit:
+            return
+        time.sleep(2)
+
+
+# --- level 2: end to end into moto ---------------------------------------------------------
+
+
+def end_to_end(port: int, count: int, concurrency: int, images: Path) -> dict[str, float]:
+    from pixsearch import topology
+    from pixsearch.config import Settings
+    from pixsearch.download.downloader import Downloader
+    from pixsearch.download.sink import BucketSink
+    from pixsearch.download.urllist import UrlEntry
+    from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
+    from pixsearch.storage import ObjectStore, client
+
+    moto = MotoServer(port=free_port(), log_path=WORK / "moto.log").start()
+    try:
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
+        client.cache_clear()
+        settings = Settings(
+            bucket=f"bench-{uuid.uuid4().hex[:8]}",
+            download_allow=f"127.0.0.1:{port}",
+            download_concurrency=concurrency,
+            download_per_host_concurrency=concurrency,
+            download_retries=0,
+        )
+        topology.ensure(client("s3"), client("sqs"), settings, visibility_timeout_s=30)
+        store = ObjectStore(settings.bucket)
+        ceiling = moto_put_ceiling(store, images, min(count, 1000))
+        entries = [
+            UrlEntry(n, f"http://127.0.0.1:{port}/i/{n}.jpg")
+            for n in random.Random(3).sample(range(len(list(images.iterdir()))), count)
+        ]
+        started = time.perf_counter()
+        rows = Downloader(settings, BucketSink(store)).run(entries)
+        seconds = time.perf_counter() - started
+        ok = sum(row.status != "failed" for row in rows)
+        return {
+            "ok": ok,
+            "failed": len(rows) - ok,
+            "seconds": round(seconds, 2),
+            "images_per_s": round(ok / seconds, 1),
+            "moto_put_ceiling_per_s": ceiling,
+        }
+    finally:
+        moto.stop()
+
+
+def moto_put_ceiling(store: object, images: Path, count: int, threads: int = 8) -> float:
+    """Conditional puts/s moto sustains for these images with nothing else running."""
+    bodies = [p.read_bytes() for p in sorted(images.iterdir())[:count]]
+
+    def put(n: int) -> None:
+        store.put_if_absent(  # type: ignore[attr-defined]
+            f"images/ceiling/{uuid.uuid4().hex}.jpg", bodies[n], content_type="image/jpeg"
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, range(count)))
+    return round(count / (time.perf_counter() - started), 1)
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def report(results: dict) -> None:
+    out = io.StringIO()
+    p, i = results["pixsearch"], results["img2dataset"]
+    sizes = results["sizes"]
+    print(
+        f"{results['count']} JPEGs, mean {sizes['mean_kb']} KB ({sizes['min_kb']}-"
+        f"{sizes['max_kb']} KB), nginx on loopback, {results['concurrency']} connections",
+        file=out,
+    )
+    print(
+        f"pixsearch    {p['images_per_s']:>8.1f} images/s  ({p['ok']} ok, {p['failed']} failed, "
+        f"{p['wall_s']} s wall, {p['inner_s']} s downloading)",
+        file=out,
+    )
+    print(
+        f"img2dataset  {i['images_per_s']:>8.1f} images/s  ({i['ok']} ok, {i['failed']} failed, "
+        f"{i['wall_s']} s wall, {i['settings']})",
+        file=out,
+    )
+    print(f"ratio        {results['ratio']:.2f}x", file=out)
+    if "e2e" in results:
+        e = results["e2e"]
+        print(
+            f"into moto    {e['images_per_s']:>8.1f} images/s  ({e['ok']} ok, {e['seconds']} s); "
+            f"moto's own conditional-put ceiling {e['moto_put_ceiling_per_s']} objects/s",
+            file=out,
+        )
+    print(out.getvalue(), end="")
+    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def _wait_for_port(port: int, timeout_s: float = 10) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+if __name__ == "__main__":
+    main()
