@@ -57,7 +57,7 @@ def _ingest() -> None:
         else:
             fmt, data = "txt", pasted_list(st.session_state.get(PASTED, ""))
         store = ObjectStore.from_settings(settings)
-        stored = upload_list(store, st.session_state.get(LIST_NAME, ""), data, fmt)
+        stored = upload_list(store, settings, st.session_state.get(LIST_NAME, ""), data, fmt)
     except ListRejected as error:
         st.session_state[INGEST_MESSAGE] = ("error", f"Not ingested: {error}")
         return
@@ -69,8 +69,13 @@ def _ingest() -> None:
     st.session_state[PASTED] = ""
     st.session_state[INGEST_MESSAGE] = (
         "success",
-        f"Uploaded {stored.lines} lines to s3://{settings.bucket}/{stored.key}; "
-        "the pipeline picks it up from there.",
+        f"Uploaded {stored.urls} URL(s) to s3://{settings.bucket}/{stored.key}; "
+        "the pipeline picks it up from there."
+        + (
+            f" {stored.bad_rows} row(s) without a usable URL are recorded as failed."
+            if stored.bad_rows
+            else ""
+        ),
     )
 
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 from pixsearch import layout
+from pixsearch.config import Settings
+from pixsearch.download.urllist import UrlEntry, UrlListError, parse_url_list
 from pixsearch.storage import ConflictError, ObjectStore
 
 UPLOAD_FORMATS = ("txt", "csv")
@@ -21,7 +23,8 @@ class ListRejected(ValueError):
 class UploadedList:
     name: str
     key: str
-    lines: int
+    urls: int  # rows with a usable URL
+    bad_rows: int  # rows the download stage will record as failed without fetching
 
 
 def check_name(name: str) -> str:
@@ -54,15 +57,30 @@ def upload_format(filename: str) -> str:
     return ext
 
 
-def upload_list(store: ObjectStore, name: str, data: bytes, fmt: str) -> UploadedList:
+def upload_list(
+    store: ObjectStore, settings: Settings, name: str, data: bytes, fmt: str
+) -> UploadedList:
     """Store the list as ``urls/{name}.{fmt}``, which starts the pipeline on it.
 
+    The list is parsed first, with the download stage's own parser and column
+    settings, so a list that stage could not read is refused here with its reason.
     An existing list is never replaced: its URL map and progress belong to it.
     """
     name = check_name(name)
-    if not data.strip():
-        raise ListRejected("the list is empty")
     key = f"{layout.URLS}{name}.{fmt}"
+    try:
+        rows = parse_url_list(
+            data,
+            key,
+            url_column=settings.download_url_column,
+            caption_column=settings.download_caption_column,
+            max_bytes=settings.download_list_max_bytes,
+        )
+    except UrlListError as error:
+        raise ListRejected(str(error)) from None
+    urls = sum(isinstance(row, UrlEntry) for row in rows)
+    if not urls:
+        raise ListRejected("the list has no usable http(s) URL")
     existing = [
         info.key
         for info in store.list(f"{layout.URLS}{name}.")
@@ -74,4 +92,4 @@ def upload_list(store: ObjectStore, name: str, data: bytes, fmt: str) -> Uploade
         store.put_if_absent(key, data, content_type=_CONTENT_TYPES[fmt])
     except ConflictError:
         raise ListRejected(f"a list named {name!r} exists already; pick a new name") from None
-    return UploadedList(name=name, key=key, lines=len(data.splitlines()))
+    return UploadedList(name=name, key=key, urls=urls, bad_rows=len(rows) - urls)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from pixsearch.config import Settings
 from pixsearch.embed.model import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
-from pixsearch.storage import ObjectStore
+from pixsearch.runtime.moto_server import free_port
+from pixsearch.storage import ObjectStore, client
 from tests.fixtures.images import ImageServer
 
 
@@ -26,14 +29,16 @@ def test_pasted_urls_are_ingested_and_their_progress_and_failures_shown(
     text = image_server.add_bytes("notes.txt", b"just text", "text/plain")
     app.run()
     app.text_input(key="list_name").input("holiday")
-    app.text_area(key="pasted_urls").input("\n".join([*good, "", missing, text]) + "\n")
+    pasted = [*good, "", missing, text, "ftp://files.example/x.jpg"]
+    app.text_area(key="pasted_urls").input("\n".join(pasted) + "\n")
     submit(app)
     assert not app.exception
     assert [s.value for s in app.tabs[1].success] == [
-        f"Uploaded 5 lines to s3://{store.bucket}/urls/holiday.txt; "
-        "the pipeline picks it up from there."
+        f"Uploaded 5 URL(s) to s3://{store.bucket}/urls/holiday.txt; "
+        "the pipeline picks it up from there. "
+        "1 row(s) without a usable URL are recorded as failed."
     ]
-    assert store.get("urls/holiday.txt").decode().split() == [*good, missing, text]
+    assert store.get("urls/holiday.txt").decode().split() == [u for u in pasted if u]
     assert app.text_input(key="list_name").value != "holiday"  # ready for the next list
 
     pipeline.drain()
@@ -41,13 +46,14 @@ def test_pasted_urls_are_ingested_and_their_progress_and_failures_shown(
     assert not app.exception
     assert app.selectbox(key="watched_list").value == "holiday"
     assert metrics(app) == {
-        "URLs done": "5 / 5",
+        "URLs done": "6 / 6",
         "Downloaded": "3",
         "Embedded": "3 / 3",
         "Indexed": "3 / 3",
     }
     failures = app.dataframe[-1].value
     assert sorted(zip(failures["reason"], failures["count"], strict=True)) == [
+        ("bad_url", 1),
         ("http_404", 1),
         ("not_image", 1),
     ]
@@ -55,7 +61,7 @@ def test_pasted_urls_are_ingested_and_their_progress_and_failures_shown(
     assert list(queues["stage"]) == ["download", "embed", "index"]
     assert list(queues["dead letters"]) == [0, 0, 0]
     done = [s.value for s in app.tabs[1].success]
-    assert "'holiday' is done: 3 image(s) searchable, 2 URL(s) failed." in done
+    assert "'holiday' is done: 3 image(s) searchable, 3 URL(s) failed." in done
 
 
 def test_uploaded_csv_list_is_stored_under_its_format(
@@ -106,3 +112,41 @@ def test_nothing_pasted_asks_for_urls(app: AppTest, store: ObjectStore):
     assert [e.value for e in app.tabs[1].error] == [
         "Not ingested: paste at least one image URL, one per line"
     ]
+
+
+def test_a_list_the_download_stage_could_not_read_is_refused_with_its_reason(
+    app: AppTest, store: ObjectStore
+):
+    app.run()
+    app.text_input(key="list_name").input("columns")
+    app.file_uploader(key="url_file").upload("urls.csv", b"link,caption\nhttp://a/b.jpg,x\n")
+    submit(app)
+    [error] = app.tabs[1].error
+    assert error.value.startswith("Not ingested: 'urls/columns.csv': no 'url' column")
+    assert "PIXSEARCH_DOWNLOAD_URL_COLUMN" in error.value
+    assert store.count("urls/") == 0
+
+
+def test_a_list_without_any_usable_url_is_refused(app: AppTest, store: ObjectStore):
+    app.run()
+    app.text_area(key="pasted_urls").input("not a url\nftp://files.example/a.jpg")
+    submit(app)
+    assert [e.value for e in app.tabs[1].error] == [
+        "Not ingested: the list has no usable http(s) URL"
+    ]
+    assert store.count("urls/") == 0
+
+
+def test_object_store_down_is_a_message_not_a_traceback(
+    app: AppTest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("PIXSEARCH_API_URL", f"http://127.0.0.1:{free_port()}")
+    client.cache_clear()
+    try:
+        app.run()
+    finally:
+        client.cache_clear()
+    assert not app.exception
+    [error] = app.tabs[1].error
+    assert error.value.startswith("Cannot read the pipeline state from the object store:")
