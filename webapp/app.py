@@ -9,10 +9,10 @@ environment.
 from __future__ import annotations
 
 import streamlit as st
+from app_services import search_api
 from health_sidebar import render_health
 from ingest_view import render_ingest
 from search_view import render_search
-from services import search_api
 
 st.set_page_config(page_title="pixsearch", page_icon=":mag:", layout="wide")
 

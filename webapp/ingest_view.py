@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import streamlit as st
+from app_services import progress_reader
 from botocore.exceptions import BotoCoreError, ClientError
-from services import progress_reader
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from pixsearch import status
