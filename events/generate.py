@@ -25,6 +25,10 @@ from PIL import Image, ImageDraw
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings, get_settings
+from pixsearch.download.sink import SOURCE_URL_METADATA
+from pixsearch.embed.handler import lambda_handler as embed
+from pixsearch.embed.model import TINY_MODEL
+from pixsearch.events import TEST_EVENT
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
 from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
 from pixsearch.storage import ObjectStore, client
@@ -35,9 +39,6 @@ SAMPLE_URLS = (
     "https://images.example/red-circle.png",
     "https://images.example/blue-square.png",
 )
-SOURCE_URL_METADATA = "source-url"
-TINY_MODEL = {"PIXSEARCH_MODEL": "pixsearch-tiny", "PIXSEARCH_PRETRAINED": ""}
-TEST_EVENT = "s3:TestEvent"
 
 
 def url_list() -> bytes:
@@ -69,8 +70,6 @@ def put_image(store: ObjectStore) -> None:
 
 def record(settings: Settings) -> dict[str, dict[str, Any]]:
     """Create the topology on the current endpoint and record one event per stage."""
-    from pixsearch.embed.handler import lambda_handler as embed
-
     s3, sqs = client("s3", settings.region), client("sqs", settings.region)
     urls = topology.ensure(s3, sqs, settings)
     store = ObjectStore(settings.bucket, s3)
@@ -111,7 +110,7 @@ def receive(sqs: Any, queue_url: str, region: str, count: int) -> dict[str, Any]
 
 
 def main() -> int:
-    os.environ.update(TINY_MODEL)
+    os.environ.update(PIXSEARCH_MODEL=TINY_MODEL, PIXSEARCH_PRETRAINED="")
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     with MotoServer(port=free_port()) as server:
