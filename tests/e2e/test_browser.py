@@ -56,6 +56,11 @@ def test_ingest_then_text_and_image_search_render_real_images(
     assert all(width > 0 for width in widths)
     page.screenshot(path=str(tmp_path / "text-search.png"), full_page=True)
 
+    page.get_by_role("button", name="More like this").first.click()
+    page.get_by_text("results for images like the chosen result").wait_for()
+    page.wait_for_function(ALL_LOADED, arg=[RESULT_IMAGES, DEFAULT_K + 1])
+    assert len(loaded_sizes(page, RESULT_IMAGES)) == DEFAULT_K + 1  # the chosen one first
+
     query = tmp_path / "query.png"
     query.write_bytes(make_image((90, 200, 90), size=(48, 48), fmt="PNG", shape="circle"))
     uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text="upload an image")
