@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
 from typing import Any
 
 import pytest
 import yaml
+from werkzeug.serving import make_server
 
 from pixsearch.cli import build_parser
 from pixsearch.config import Settings
+from pixsearch.runtime.moto_server import free_port
+from pixsearch.search.flask_app import create_flask_app
 from tests.functional.deploy.dockerfiles import copy_sources
 from tests.functional.deploy.sources import COMPOSE, ROOT
 
@@ -137,3 +143,22 @@ def test_containers_reach_localstack_by_a_name_the_browser_resolves_too(
         endpoint = services[name]["environment"]["AWS_ENDPOINT_URL"]
         host = re.fullmatch(r"http://([^:/]+):4566", endpoint)
         assert host and host[1] in aliases, name
+
+
+def test_api_healthcheck_passes_while_there_is_no_index_yet(
+    services: dict[str, Any], tiny_model: object, settings: Settings, queues: object
+) -> None:
+    """/health answers 503 on an empty bucket; the webapp must not wait for an index."""
+    check = services["api"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    port = free_port()
+    code = check[3].replace(str(settings.api_port), str(port))
+    server = make_server("127.0.0.1", port, create_flask_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode != 0
