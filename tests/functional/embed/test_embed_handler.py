@@ -108,3 +108,10 @@ def test_weights_load_from_an_s3_uri(
                 model_cache_dir=cache,
             )
         )
+
+
+def test_tiny_model_is_set_up_before_settings_whatever_the_order(
+    settings: Settings, tiny_model: ClipModel
+):
+    assert (settings.model, settings.pretrained) == (TINY_MODEL, "")
+    assert settings.model_tag == tiny_model.tag
