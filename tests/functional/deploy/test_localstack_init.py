@@ -44,6 +44,14 @@ def test_stages_state_topology_and_template_values() -> None:
         )
 
 
+def test_queue_names_follow_topology() -> None:
+    """The script names queues as ``topology`` does, with its shell variables as the parts."""
+    script_settings = Settings(queue_prefix="${PREFIX}")
+    text = INIT_SCRIPT.read_text()
+    assert f'--queue-name "{topology.queue_name(script_settings, "${name}")}"' in text
+    assert f'--queue-name "{topology.dlq_name(script_settings, "${name}")}"' in text
+
+
 def test_notifications_are_what_topology_applies() -> None:
     arns = {spec.name: f"queue:{spec.name}" for spec in topology.STAGES}
     assert init_script_notifications() == topology.notification_configuration(Settings(), arns)
