@@ -7,7 +7,6 @@ is kept in the session so that reruns caused by other widgets do not query again
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import streamlit as st
 
@@ -26,20 +25,28 @@ SEARCHED_UPLOAD = "searched_upload_id"
 
 @dataclass(frozen=True)
 class Query:
-    kind: Literal["text", "image_key", "upload"]
+    """One of: ``text``, ``image_key`` (more like this) or ``upload`` (image bytes)."""
+
     k: int
     text: str | None = None
     image_key: str | None = None
     image_url: str | None = None  # to show the query image of "more like this"
     upload: bytes | None = None
-    filename: str | None = None
+    filename: str = "query"
+
+    def send(self, api: SearchApi) -> SearchResponse:
+        if self.upload is not None:
+            return api.search_upload(self.upload, self.filename, self.k)
+        if self.image_key is not None:
+            return api.search_image_key(self.image_key, self.k)
+        return api.search_text(self.text or "", self.k)
 
     def describe(self) -> str:
-        if self.kind == "text":
-            return f"“{self.text}”"
-        if self.kind == "image_key":
+        if self.upload is not None:
+            return f"images like {self.filename}"
+        if self.image_key is not None:
             return "images like the chosen result"
-        return f"images like {self.filename}"
+        return f"“{self.text}”"
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def render_search(api: SearchApi) -> None:
         submitted = button_column.form_submit_button("Search", type="primary", width="stretch")
     if submitted:
         if text.strip():
-            _run(api, Query("text", k, text=text.strip()))
+            _run(api, Query(k, text=text.strip()))
         else:
             st.warning("Type a few words to search for.")
 
@@ -68,12 +75,12 @@ def render_search(api: SearchApi) -> None:
     )
     if upload is not None and upload.file_id != st.session_state.get(SEARCHED_UPLOAD):
         st.session_state[SEARCHED_UPLOAD] = upload.file_id
-        _run(api, Query("upload", k, upload=upload.getvalue(), filename=upload.name))
+        _run(api, Query(k, upload=upload.getvalue(), filename=upload.name))
 
     more_like = st.session_state.pop(MORE_LIKE, None)
     if more_like is not None:
         image_key, image_url = more_like
-        _run(api, Query("image_key", k, image_key=image_key, image_url=image_url))
+        _run(api, Query(k, image_key=image_key, image_url=image_url))
 
     outcome: Outcome | None = st.session_state.get(OUTCOME)
     if outcome is not None:
@@ -99,14 +106,7 @@ def show_api_error(error: ApiError) -> None:
 def _run(api: SearchApi, query: Query) -> None:
     with st.spinner("Searching…"):
         try:
-            if query.kind == "text" and query.text is not None:
-                response = api.search_text(query.text, query.k)
-            elif query.kind == "image_key" and query.image_key is not None:
-                response = api.search_image_key(query.image_key, query.k)
-            elif query.upload is not None:
-                response = api.search_upload(query.upload, query.filename or "query", query.k)
-            else:
-                raise ValueError(f"incomplete query: {query}")
+            response = query.send(api)
         except ApiError as error:
             st.session_state[OUTCOME] = Outcome(query, error=error)
             return
@@ -121,7 +121,7 @@ def _render_outcome(outcome: Outcome) -> None:
     response = outcome.response
     if response is None:
         return
-    if query.kind == "upload" and query.upload is not None:
+    if query.upload is not None:
         st.image(query.upload, caption="your image", width=160)
     elif query.image_url is not None:
         st.image(query.image_url, caption="more like this", width=160)
