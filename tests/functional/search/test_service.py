@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -213,3 +214,15 @@ def test_a_deleted_image_disappears_from_results(
     pipeline.drain()
     keys = {result.key for result in service.search(query).results}
     assert keys == {image.key for image in indexed} - {indexed[4].key}
+
+
+def test_warm_up_logs_cold_start_timings(
+    service: SearchService, indexed: list[StoredImage], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="pixsearch.search"):
+        service.warm()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("imported in" in m and "model" in m and "loaded in" in m for m in messages)
+    assert any(m.startswith("loaded index") and f"{len(indexed)} vectors" in m for m in messages)
+    assert any(m.startswith("cold start: warm-up took") for m in messages)
+    assert service.health().status == "ok"
