@@ -1,0 +1,295 @@
+"""Search benchmark: the served /search against its bare parts, in one run.
+
+    .venv/bin/python bench/search.py                 # 100k x 512, ViT-B-32 text tower
+    .venv/bin/python bench/search.py --vectors 5000 --model pixsearch-tiny   # smoke run
+
+A moto server holds an index of random unit vectors published the way the index
+stage publishes it (one segment, IVF above ``index_flat_max``). The vectors are
+drawn around random cluster centres: uniformly random high-dimensional vectors
+have no neighbourhoods at all, so no approximate index could beat a scan on
+them, while CLIP embeddings do cluster. The model has random weights (the same
+compute as trained ones). Measured, interleaved in rounds so that load from
+other processes hits both sides alike:
+
+* bare cost: ``encode_text`` of one new query + FAISS search of one vector on
+  the same serialized index with the manifest's parameters;
+* ``POST /search`` over loopback HTTP to the Flask app (functions/search/local.py
+  in its own process), with new texts (uncached) and a repeated text (cached);
+* 4 concurrent clients: requests/s, p50, p99;
+* the live index against an exact flat scan: p50 and recall@10;
+* cold start: a new API process with the tiny model, from spawn to first answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pixsearch import layout  # noqa: E402
+from pixsearch.config import Settings  # noqa: E402
+from pixsearch.index import manifest as manifests  # noqa: E402
+from pixsearch.index import segment as segments  # noqa: E402
+from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.storage import ObjectStore, client  # noqa: E402
+
+K = 10
+
+
+def clustered_vectors(count: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors around ``count // 100`` random centres (noise comparable to the spread)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, count // 100), dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), count)]
+    vectors += rng.standard_normal((count, dim)).astype(np.float32) * 0.9
+    faiss.normalize_L2(vectors)
+    return vectors
+
+
+def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) -> manifests.Manifest:
+    """One segment over ``vectors`` and a manifest naming it, as the index stage writes them."""
+    count = len(vectors)
+    keys = [layout.image_key(f"{i:064x}", "jpg") for i in range(count)]
+    rows = segments.Rows(
+        keys, [f"https://img.example/{i}.jpg" for i in range(count)], [640] * count, [480] * count
+    )
+    built, index_bytes, rows_bytes = segments.build(vectors, rows, flat_max)
+    segments.save(store, tag, built.entry, index_bytes, rows_bytes)
+    manifest = manifests.Manifest(
+        model_tag=tag, dim=vectors.shape[1], version=1, segments=(built.entry,)
+    )
+    manifests.publish(store, manifest, None)
+    return manifest
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    return {"p50_ms": statistics.median(ms), "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))]}
+
+
+def timed(call: Callable[..., object], *args: object, **kwargs: object) -> float:
+    started = time.perf_counter()
+    call(*args, **kwargs)
+    return time.perf_counter() - started
+
+
+class ApiProcess:
+    """functions/search/local.py in a process of its own, on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.env = {**env, "PIXSEARCH_API_PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Spawn the process; seconds until its first 200 answer to a text search."""
+        started = time.perf_counter()
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "functions" / "search" / "local.py")],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"search API exited; see {self.log_path}")
+            try:
+                status, _ = post(self.connect(), {"query_text": "warm up", "k": K})
+                if status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            time.sleep(0.02)
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def post(connection: http.client.HTTPConnection, body: dict) -> tuple[int, dict]:
+    connection.request("POST", "/search", json.dumps(body), {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def concurrent(api: ApiProcess, clients: int, requests_each: int, texts: Callable[[int], str]):
+    """``clients`` keep-alive clients in threads; overall requests/s and latency percentiles."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(number: int) -> None:
+        connection = api.connect()
+        mine = []
+        for i in range(requests_each):
+            text = texts(number * requests_each + i)
+            mine.append(timed(post, connection, {"query_text": text, "k": K}))
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {"requests_per_s": len(latencies) / elapsed, **percentiles(latencies)}
+
+
+def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
+    """Bare parts and the served API on the ``args.model`` index, interleaved in rounds."""
+    import torch
+
+    from pixsearch.embed.model import load_model
+
+    settings = Settings(bucket="bench", model=args.model, pretrained="")
+    store = ObjectStore("bench")
+    model = load_model(settings)
+    print(f"building a {args.vectors} x {model.dim} index ...", flush=True)
+    vectors = clustered_vectors(args.vectors, model.dim)
+    started = time.perf_counter()
+    entry = publish(store, settings.model_tag, vectors, settings.index_flat_max).segments[0]
+    results: dict = {
+        "index": {
+            "factory": entry.factory,
+            "params": entry.params,
+            "build_s": round(time.perf_counter() - started, 1),
+        }
+    }
+    live = segments.load(store, settings.model_tag, entry, model.dim).index
+    params = segments.search_parameters(entry, None)
+    flat = faiss.IndexFlatIP(model.dim)
+    flat.add(vectors)
+    rng = np.random.default_rng(7)
+    near = vectors[rng.integers(0, len(vectors), 150)]
+    near = near + rng.standard_normal(near.shape).astype(np.float32) * 0.3
+    faiss.normalize_L2(near)
+    probes = np.vstack([model.encode_texts([f"probe {i}" for i in range(50)]), near])
+    _, exact = flat.search(probes, K)
+    _, found = live.search(probes, K, params=params)
+    results["recall_at_10"] = round(segments.recall_at_k(found, exact), 4)
+
+    def bare_encode(text: str) -> None:
+        with torch.inference_mode():
+            model.module.encode_text(model.tokenizer([text]))
+
+    api = ApiProcess({**env, "PIXSEARCH_MODEL": args.model}, work / "api.log")
+    api.start()
+    connection = api.connect()
+    cached = {"query_text": "the cached query", "k": K}
+    post(connection, cached)
+    names = ("encode", "faiss", "flat", "uncached", "cached", "uncached_server", "cached_server")
+    samples: dict[str, list[float]] = {name: [] for name in names}
+
+    def served(kind: str, body: dict) -> None:
+        started = time.perf_counter()
+        status, answer = post(connection, body)
+        samples[kind].append(time.perf_counter() - started)
+        samples[f"{kind}_server"].append(answer["took_ms"] / 1000)
+        assert status == 200 and len(answer["results"]) == K, answer
+
+    number = 0
+    for _ in range(args.rounds):
+        for _ in range(args.per_round):
+            number += 1
+            query = probes[number % len(probes)][None]
+            samples["encode"].append(timed(bare_encode, f"bare query {number}"))
+            samples["faiss"].append(timed(live.search, query, K, params=params))
+            samples["flat"].append(timed(flat.search, query, K))
+        for _ in range(args.per_round):
+            number += 1
+            body = {"query_text": f"served query {number}", "k": K}
+            served("uncached", body)
+            served("cached", cached)
+    measured = {name: percentiles(values) for name, values in samples.items()}
+    bare = measured["encode"]["p50_ms"] + measured["faiss"]["p50_ms"]
+    results["single_client"] = measured
+    results["bare_cost_p50_ms"] = bare
+    results["uncached_ratio"] = measured["uncached"]["p50_ms"] / bare
+    results["cached_overhead_ms"] = measured["cached"]["p50_ms"] - measured["faiss"]["p50_ms"]
+    each = max(4, args.rounds * args.per_round // args.clients)
+    results["concurrent"] = {
+        "clients": args.clients,
+        "uncached": concurrent(api, args.clients, each, lambda i: f"concurrent query {i}"),
+        "cached": concurrent(api, args.clients, each * 4, lambda i: "the cached query"),
+    }
+    api.stop()
+    return results
+
+
+def measure_cold_start(vectors: int, env: dict[str, str], work: Path) -> dict:
+    """A new API process with the tiny model over ``vectors`` vectors: spawn to first answer."""
+    tiny = Settings(bucket="bench-cold", model="pixsearch-tiny", pretrained="")
+    client("s3").create_bucket(Bucket=tiny.bucket)
+    publish(
+        ObjectStore(tiny.bucket),
+        tiny.model_tag,
+        clustered_vectors(vectors, 32, seed=3),
+        tiny.index_flat_max,
+    )
+    cold_env = {**env, "PIXSEARCH_MODEL": tiny.model, "PIXSEARCH_BUCKET": tiny.bucket}
+    api = ApiProcess(cold_env, work / "cold.log")
+    seconds = api.start()
+    api.stop()
+    lines = (work / "cold.log").read_text().splitlines()
+    return {
+        "cold_start_s": round(seconds, 2),
+        "cold_start_log": [line for line in lines if "cold start" in line or "loaded" in line],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
+    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+        env = {
+            **os.environ,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": moto.endpoint_url,
+            "PIXSEARCH_BUCKET": "bench",
+            "PIXSEARCH_PRETRAINED": "",
+            "PIXSEARCH_SEARCH_REFRESH_S": "3600",
+            "PIXSEARCH_DATA_DIR": str(work),
+        }
+        os.environ.update(env)
+        client.cache_clear()
+        client("s3").create_bucket(Bucket="bench")
+        results = {"vectors": args.vectors, "model": args.model}
+        results.update(measure_served(args, env, work))
+        results.update(measure_cold_start(args.vectors, env, work))
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
