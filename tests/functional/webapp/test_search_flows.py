@@ -119,3 +119,16 @@ def test_api_down_is_a_message_not_a_traceback(
     messages = [error.value for error in app.error]
     assert any(m.startswith("The search API is not reachable") and down in m for m in messages)
     assert any(m.startswith("API unreachable") for m in (e.value for e in app.sidebar.error))
+
+
+def test_an_upload_that_is_no_image_shows_why_the_api_refused_it(
+    app: AppTest, api_url: str, indexed_images: list[StoredImage]
+):
+    app.run()
+    app.file_uploader(key="query_image").upload("fake.png", b"not an image at all", "image/png")
+    app.run()
+    assert not app.exception
+    [error] = app.tabs[0].error
+    assert error.value.startswith("The search API rejected the query: ")
+    assert "is not usable (" in error.value  # the API's own reason, passed through
+    assert result_images(app) == []
