@@ -18,9 +18,12 @@ from tests.fixtures.search import ADAPTERS, ApiClient, ApiResponse
 
 @pytest.fixture(params=ADAPTERS)
 def api(
-    request: pytest.FixtureRequest, tiny_model: ClipModel, settings: Settings, store: ObjectStore
+    request: pytest.FixtureRequest,
+    tiny_model: ClipModel,
+    settings: Settings,
+    bucket_store: ObjectStore,
 ) -> ApiClient:
-    return ApiClient(request.param, SearchService(settings, store))
+    return ApiClient(request.param, SearchService(settings, bucket_store))
 
 
 def assert_error(response: ApiResponse, status: int, code: str) -> None:
