@@ -12,8 +12,8 @@ _DEPTH = "ApproximateNumberOfMessages"
 _IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
 
 
-def collect(settings: Settings) -> dict[str, Any]:
-    """A JSON-ready picture of the pipeline's state."""
+def queue_depths(settings: Settings) -> dict[str, dict[str, int]]:
+    """Queued, in-flight and dead-lettered messages per stage (cheap: a few SQS calls)."""
     sqs = client("sqs", settings.region)
     stages: dict[str, dict[str, int]] = {}
     for name, urls in topology.queue_urls(sqs, settings).items():
@@ -24,9 +24,14 @@ def collect(settings: Settings) -> dict[str, Any]:
             "in_flight": queue[_IN_FLIGHT],
             "dead_letters": dlq[_DEPTH] + dlq[_IN_FLIGHT],
         }
+    return stages
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    """A JSON-ready picture of the pipeline's state, with object counts per prefix."""
     store = ObjectStore(settings.bucket, client("s3", settings.region))
     objects = {prefix.rstrip("/"): store.count(prefix) for prefix in layout.PREFIXES}
-    return {"bucket": settings.bucket, "stages": stages, "objects": objects}
+    return {"bucket": settings.bucket, "stages": queue_depths(settings), "objects": objects}
 
 
 def render(status: dict[str, Any]) -> str:

@@ -85,12 +85,12 @@ def _render_pipeline() -> None:
     reader = progress_reader()
     try:
         names = reader.list_names()
-        state = status.collect(settings)
+        stages = status.queue_depths(settings)
         index = reader.index_state()
     except STORE_ERRORS as error:
         st.error(f"Cannot read the pipeline state from the object store: {error}")
         return
-    _render_queues(state["stages"], index.version, index.vector_count)
+    _render_queues(stages, index.version, index.vector_count)
     if not names:
         st.info("No URL list yet: paste some image URLs above to start.")
         return

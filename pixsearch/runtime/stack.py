@@ -201,6 +201,7 @@ class LocalStack:
                 "run",
                 str(WEBAPP),
                 "--server.headless=true",
+                "--client.toolbarMode=minimal",
                 f"--server.address={self.settings.api_host}",
                 f"--server.port={self.settings.webapp_port}",
             ],
