@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
 from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,3 +91,37 @@ def tool(name: str) -> str | None:
     """A deployment tool (``sam``, ``aws``) from ``.tools/`` (``make tools``) or the PATH."""
     local = ROOT / ".tools" / "bin" / name
     return str(local) if local.is_file() else shutil.which(name)
+
+
+def run_init_script(bucket: str, queue_prefix: str, workdir: Path) -> None:
+    """Run the LocalStack hook on ``AWS_ENDPOINT_URL`` with the AWS CLI as its ``awslocal``.
+
+    ``awslocal`` in LocalStack is the AWS CLI aimed at LocalStack; here it is aimed at
+    whatever endpoint the environment names (a moto server in tests).
+    """
+    aws = tool("aws")
+    if aws is None:
+        pytest.skip("the AWS CLI is not installed (make tools)")
+    shim = workdir / "awslocal"
+    shim.write_text(f'#!/bin/sh\nexec "{aws}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"\n')
+    shim.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{workdir}{os.pathsep}{os.environ['PATH']}",
+        "PIXSEARCH_BUCKET": bucket,
+        "PIXSEARCH_QUEUE_PREFIX": queue_prefix,
+    }
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@cache
+def sample_events_generator() -> ModuleType:
+    """``events/generate.py`` as a module (it is a script, outside any package)."""
+    spec = importlib.util.spec_from_file_location("pixsearch_sample_events", EVENTS / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

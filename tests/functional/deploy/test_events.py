@@ -26,7 +26,7 @@ from pixsearch.runtime.lambda_shapes import LambdaContext
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import ImageServer
 from tests.functional.deploy.dockerfiles import instructions
-from tests.functional.deploy.sources import EVENTS, ROOT
+from tests.functional.deploy.sources import EVENTS, ROOT, sample_events_generator
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -39,7 +39,7 @@ def _load(path: Path, name: str) -> ModuleType:
     return module
 
 
-generate = _load(EVENTS / "generate.py", "pixsearch_sample_events")
+generate = sample_events_generator()
 
 
 def event(stage_name: str) -> dict[str, Any]:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote_plus
-
-import pytest
 
 from pixsearch import topology
 from pixsearch.config import Settings
@@ -20,7 +16,7 @@ from tests.functional.deploy.sources import (
     init_script_notifications,
     init_script_stages,
     resource,
-    tool,
+    run_init_script,
 )
 
 
@@ -65,31 +61,9 @@ def test_defaults_match_settings_and_compose() -> None:
     assert str(INIT_SCRIPT.parent.relative_to(COMPOSE.parent)) in COMPOSE.read_text()
 
 
-@pytest.fixture
-def awslocal(tmp_path: Path) -> Path:
-    """A directory whose ``awslocal`` is the AWS CLI on ``AWS_ENDPOINT_URL``, as in LocalStack."""
-    aws = tool("aws")
-    if aws is None:
-        pytest.skip("the AWS CLI is not installed (make tools)")
-    shim = tmp_path / "bin" / "awslocal"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\nexec "{aws}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"\n')
-    shim.chmod(0o755)
-    return shim.parent
-
-
-def test_script_creates_a_working_topology(awslocal: Path, settings: Settings) -> None:
+def test_script_creates_a_working_topology(settings: Settings, tmp_path: Path) -> None:
     """Run against moto server: bucket, queues, DLQs and a notification that really arrives."""
-    env = {
-        **os.environ,
-        "PATH": f"{awslocal}{os.pathsep}{os.environ['PATH']}",
-        "PIXSEARCH_BUCKET": settings.bucket,
-        "PIXSEARCH_QUEUE_PREFIX": settings.queue_prefix,
-    }
-    result = subprocess.run(
-        ["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
+    run_init_script(settings.bucket, settings.queue_prefix, tmp_path)
 
     s3, sqs = client("s3"), client("sqs")
     urls = topology.queue_urls(sqs, settings)
