@@ -117,11 +117,16 @@ def run_init_script(bucket: str, queue_prefix: str, workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@cache
-def sample_events_generator() -> ModuleType:
-    """``events/generate.py`` as a module (it is a script, outside any package)."""
-    spec = importlib.util.spec_from_file_location("pixsearch_sample_events", EVENTS / "generate.py")
+def load_module(path: Path, name: str) -> ModuleType:
+    """A Python file outside any package (a script, a function's app.py) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@cache
+def sample_events_generator() -> ModuleType:
+    """``events/generate.py``, whose functions make the objects the sample events name."""
+    return load_module(EVENTS / "generate.py", "pixsearch_sample_events")

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,17 +23,14 @@ from pixsearch.runtime.lambda_shapes import LambdaContext
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import ImageServer
 from tests.functional.deploy.dockerfiles import instructions
-from tests.functional.deploy.sources import EVENTS, ROOT, sample_events_generator
+from tests.functional.deploy.sources import (
+    EVENTS,
+    ROOT,
+    load_module,
+    sample_events_generator,
+)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 generate = sample_events_generator()
@@ -55,7 +49,7 @@ def function(name: str) -> Handler:
     dockerfile = ROOT / "functions" / name / "Dockerfile"
     (command,) = [i.words() for i in instructions(dockerfile) if i.keyword == "CMD"]
     attribute = command[0].removeprefix("app.")
-    return getattr(_load(dockerfile.parent / "app.py", f"pixsearch_{name}_app"), attribute)
+    return getattr(load_module(dockerfile.parent / "app.py", f"pixsearch_{name}_app"), attribute)
 
 
 def context(name: str) -> LambdaContext:
