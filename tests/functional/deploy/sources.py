@@ -1,4 +1,5 @@
-"""The deployment files under test, loaded once: SAM template, LocalStack init script."""
+"""The deployment files under test (SAM template, LocalStack hook, compose, sample events)
+and the helpers that read and run them."""
 
 from __future__ import annotations
 
