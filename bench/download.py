@@ -1,18 +1,22 @@
 """Download benchmark: pixsearch's downloader against img2dataset, on the same list and server.
 
-Not a test. Serves N JPEGs (30-300 KB) from nginx on a loopback port and, in one run:
+Not a test. Serves N JPEGs (30-300 KB, mean about 100 KB) from nginx on a loopback
+port and, in one run:
 
-1. downloader alone: pixsearch (fetch + SSRF checks + Pillow validation + sha256,
-   results to a null sink) vs img2dataset 1.47 (``--output_format dummy``,
-   ``--disable_all_reencoding``: fetch + sha256, no decode), same URL list, same
-   server, same number of concurrent connections, each run as its own process
-   and timed from outside (start-up included);
-2. end to end into moto server: the downloader writing every image to the bucket
-   (``put_if_absent`` with S3 notifications on), next to moto's own ceiling for
-   such writes measured in the same run.
+1. the downloaders alone, each as separate processes timed from outside (start-up
+   included), same URL list, same server, same connections over the same number of
+   processes: pixsearch (fetch + SSRF checks + Pillow decode check + sha256, into a
+   null sink) vs img2dataset 1.47 with its ``dummy`` writer, twice: with
+   ``--disable_all_reencoding`` (fetch + sha256, no image check) and with
+   ``--resize_mode no --skip_reencode`` (decodes every image, keeps the bytes);
+2. end to end into moto server: the downloader writing every image to a bucket
+   (``put_if_absent`` with the source URL as metadata), next to moto's own ceiling
+   for the same puts on another bucket, measured in the same run. S3->SQS
+   notifications are off unless ``--notifications``: nothing drains the queue
+   here, and moto's puts slow down as an undrained queue grows.
 
     apt-get install -y nginx
-    .venv/bin/python bench/download.py            # N=10000, concurrency 64
+    .venv/bin/python bench/download.py            # N=10000, 64 connections, 2 processes
     .venv/bin/python bench/download.py --count 2000 --e2e-count 500
 
 img2dataset is installed into its own virtual environment under bench/.work/
@@ -45,8 +49,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000, help="images served (default 10000)")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="processes on each side (default 2, one a core)"
+    )
     parser.add_argument("--e2e-count", type=int, default=2000, help="images written to moto")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--notifications",
+        action="store_true",
+        help="keep S3->SQS notifications on for the moto runs (nothing drains the queue)",
+    )
     parser.add_argument("--side", choices=["pixsearch"], help=argparse.SUPPRESS)
     parser.add_argument("--urls", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -55,23 +67,53 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     images = make_images(args.count)
+    results: dict[str, Any] = {
+        "count": args.count,
+        "concurrency": args.concurrency,
+        "processes": args.processes,
+        "sizes": size_stats(images),
+    }
+    sizes = results["sizes"]
+    print(
+        f"{args.count} JPEGs, mean {sizes['mean_kb']} KB ({sizes['min_kb']}-{sizes['max_kb']} KB),"
+        f" nginx on loopback, {args.concurrency} connections over {args.processes} processes"
+    )
     with Nginx(images) as server:
         urls = write_url_list(server.port, args.count)
-        results = {
-            "count": args.count,
-            "concurrency": args.concurrency,
-            "sizes": size_stats(images),
-        }
-        results["pixsearch"] = timed_pixsearch(urls, args.concurrency)
-        drain_time_wait()
-        results["img2dataset"] = timed_img2dataset(urls, args.concurrency)
-        results["ratio"] = round(
-            results["pixsearch"]["images_per_s"] / results["img2dataset"]["images_per_s"], 2
-        )
+        results["pixsearch"] = timed_pixsearch(urls, args.concurrency, args.processes)
+        show("pixsearch", results["pixsearch"])
+        for mode in IMG2DATASET_MODES:
+            drain_time_wait()
+            results[f"img2dataset {mode}"] = timed_img2dataset(
+                urls, args.concurrency, args.processes, mode
+            )
+            show(f"img2dataset {mode}", results[f"img2dataset {mode}"])
+        for mode in IMG2DATASET_MODES:
+            ratio = (
+                results["pixsearch"]["images_per_s"]
+                / results[f"img2dataset {mode}"]["images_per_s"]
+            )
+            results[f"ratio vs {mode}"] = round(ratio, 2)
+            print(f"ratio vs img2dataset {mode}: {ratio:.2f}x")
         if not args.skip_e2e:
             drain_time_wait()
-            results["e2e"] = end_to_end(server.port, args.e2e_count, args.concurrency, images)
-    report(results)
+            results["e2e"] = end_to_end(
+                server.port, args.e2e_count, args.concurrency, images, args.notifications
+            )
+            e = results["e2e"]
+            print(
+                f"into moto ({'with' if args.notifications else 'without'} notifications): "
+                f"{e['images_per_s']} images/s ({e['ok']} ok, {e['seconds']} s); moto's own "
+                f"ceiling for the same puts: {e['moto_put_ceiling_per_s']} objects/s"
+            )
+    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def show(label: str, result: dict[str, Any]) -> None:
+    print(
+        f"{label:<30} {result['images_per_s']:>8.1f} images/s  ({result['ok']} ok, "
+        f"{result['failed']} failed, {result['wall_s']} s wall)"
+    )
 
 
 # --- images and server ------------------------------------------------------------------
@@ -229,16 +271,33 @@ def run_pixsearch_side(urls: Path, concurrency: int) -> dict[str, float]:
     return {"ok": ok, "failed": len(rows) - ok, "inner_s": round(seconds, 2)}
 
 
-def timed_pixsearch(urls: Path, concurrency: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--side", "pixsearch", "--urls", str(urls)]
-    command += ["--concurrency", str(concurrency)]
+def timed_pixsearch(urls: Path, concurrency: int, processes: int) -> dict[str, Any]:
+    """``processes`` children, each downloading a contiguous slice, as list parts would be."""
+    lines = urls.read_text().split()
+    step = -(-len(lines) // processes)
+    commands = []
+    for n in range(processes):
+        part = WORK / f"urls-part-{n}.txt"
+        part.write_text("\n".join(lines[n * step : (n + 1) * step]) + "\n")
+        commands.append(
+            [sys.executable, __file__, "--side", "pixsearch", "--urls", str(part)]
+            + ["--concurrency", str(concurrency // processes)]
+        )
     started = time.perf_counter()
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    children = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+    outputs = [child.communicate()[0] for child in children]
     wall = time.perf_counter() - started
-    result = json.loads(out.strip().splitlines()[-1])
-    result["wall_s"] = round(wall, 2)
-    result["images_per_s"] = round(result["ok"] / wall, 1)
-    return result
+    if any(child.returncode for child in children):
+        raise RuntimeError("a pixsearch child failed")
+    parts = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    ok = sum(p["ok"] for p in parts)
+    return {
+        "ok": ok,
+        "failed": sum(p["failed"] for p in parts),
+        "wall_s": round(wall, 2),
+        "images_per_s": round(ok / wall, 1),
+        "inner_s": [p["inner_s"] for p in parts],
+    }
 
 
 def img2dataset_binary() -> Path:
@@ -250,11 +309,17 @@ def img2dataset_binary() -> Path:
     return binary
 
 
-def timed_img2dataset(urls: Path, concurrency: int) -> dict[str, float]:
-    """img2dataset with two processes (one per core) sharing the connection budget."""
+IMG2DATASET_MODES = {
+    "no-decode": ["--disable_all_reencoding=True"],
+    "decoding": ["--skip_reencode=True"],
+}
+"""``no-decode`` fetches and hashes (no image check at all); ``decoding`` also decodes every
+image with OpenCV and keeps the original bytes, the nearest to pixsearch's validation."""
+
+
+def timed_img2dataset(urls: Path, concurrency: int, processes: int, mode: str) -> dict[str, Any]:
     binary = img2dataset_binary()
     output = WORK / f"img2dataset-out-{uuid.uuid4().hex[:6]}"
-    processes = 2
     count = len(urls.read_text().split())
     command = [
         str(binary),
@@ -262,7 +327,7 @@ def timed_img2dataset(urls: Path, concurrency: int) -> dict[str, float]:
         "--input_format=txt",
         f"--output_folder={output}",
         "--output_format=dummy",
-        "--disable_all_reencoding=True",
+        *IMG2DATASET_MODES[mode],
         "--resize_mode=no",
         f"--processes_count={processes}",
         f"--thread_count={concurrency // processes}",
@@ -283,7 +348,7 @@ def timed_img2dataset(urls: Path, concurrency: int) -> dict[str, float]:
         "failed": count - ok,
         "wall_s": round(wall, 2),
         "images_per_s": round(ok / wall, 1),
-        "settings": f"processes={processes} threads={concurrency // processes}",
+        "flags": " ".join(IMG2DATASET_MODES[mode]),
     }
 
 
@@ -302,7 +367,10 @@ def drain_time_wait(limit: int = 2000, timeout_s: float = 90) -> None:
 # --- level 2: end to end into moto ---------------------------------------------------------
 
 
-def end_to_end(port: int, count: int, concurrency: int, images: Path) -> dict[str, float]:
+def end_to_end(
+    port: int, count: int, concurrency: int, images: Path, notifications: bool
+) -> dict[str, float]:
+    """Downloader into a moto bucket, and moto's ceiling for the same puts on another bucket."""
     from pixsearch import topology
     from pixsearch.config import Settings
     from pixsearch.download.downloader import Downloader
@@ -318,14 +386,25 @@ def end_to_end(port: int, count: int, concurrency: int, images: Path) -> dict[st
         client.cache_clear()
         settings = Settings(
             bucket=f"bench-{uuid.uuid4().hex[:8]}",
+            queue_prefix=f"bench-{uuid.uuid4().hex[:8]}-",
             download_allow=f"127.0.0.1:{port}",
             download_concurrency=concurrency,
             download_per_host_concurrency=concurrency,
             download_retries=0,
         )
-        topology.ensure(client("s3"), client("sqs"), settings, visibility_timeout_s=30)
+        ceiling_settings = settings.model_copy(
+            update={"bucket": settings.bucket + "-ceiling", "queue_prefix": "ceiling-"}
+        )
+        for each in (settings, ceiling_settings):
+            topology.ensure(
+                client("s3"),
+                client("sqs"),
+                each,
+                visibility_timeout_s=30,
+                notifications=notifications,
+            )
+        ceiling = moto_put_ceiling(ObjectStore(ceiling_settings.bucket), images, count)
         store = ObjectStore(settings.bucket)
-        ceiling = moto_put_ceiling(store, images, min(count, 1000))
         entries = [
             UrlEntry(n, f"http://127.0.0.1:{port}/i/{n}.jpg")
             for n in random.Random(3).sample(range(len(list(images.iterdir()))), count)
@@ -345,53 +424,25 @@ def end_to_end(port: int, count: int, concurrency: int, images: Path) -> dict[st
         moto.stop()
 
 
-def moto_put_ceiling(store: object, images: Path, count: int, threads: int = 8) -> float:
-    """Conditional puts/s moto sustains for these images with nothing else running."""
-    bodies = [p.read_bytes() for p in sorted(images.iterdir())[:count]]
+def moto_put_ceiling(store: Any, images: Path, count: int, threads: int = 8) -> float:
+    """Puts/s moto sustains for the downloader's writes (same images, metadata, conditional
+    put, thread count), with nothing else running."""
+    from pixsearch.download.sink import source_url_metadata
 
-    def put(n: int) -> None:
-        store.put_if_absent(  # type: ignore[attr-defined]
-            f"images/ceiling/{uuid.uuid4().hex}.jpg", bodies[n], content_type="image/jpeg"
+    paths = sorted(images.iterdir())[:count]
+
+    def put(path: Path) -> None:
+        store.put_if_absent(
+            f"images/ceiling/{uuid.uuid4().hex}.jpg",
+            path.read_bytes(),
+            content_type="image/jpeg",
+            metadata=source_url_metadata(f"http://127.0.0.1:8080/i/{path.name}"),
         )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(put, range(count)))
-    return round(count / (time.perf_counter() - started), 1)
-
-
-# --- output --------------------------------------------------------------------------------
-
-
-def report(results: dict) -> None:
-    out = io.StringIO()
-    p, i = results["pixsearch"], results["img2dataset"]
-    sizes = results["sizes"]
-    print(
-        f"{results['count']} JPEGs, mean {sizes['mean_kb']} KB ({sizes['min_kb']}-"
-        f"{sizes['max_kb']} KB), nginx on loopback, {results['concurrency']} connections",
-        file=out,
-    )
-    print(
-        f"pixsearch    {p['images_per_s']:>8.1f} images/s  ({p['ok']} ok, {p['failed']} failed, "
-        f"{p['wall_s']} s wall, {p['inner_s']} s downloading)",
-        file=out,
-    )
-    print(
-        f"img2dataset  {i['images_per_s']:>8.1f} images/s  ({i['ok']} ok, {i['failed']} failed, "
-        f"{i['wall_s']} s wall, {i['settings']})",
-        file=out,
-    )
-    print(f"ratio        {results['ratio']:.2f}x", file=out)
-    if "e2e" in results:
-        e = results["e2e"]
-        print(
-            f"into moto    {e['images_per_s']:>8.1f} images/s  ({e['ok']} ok, {e['seconds']} s); "
-            f"moto's own conditional-put ceiling {e['moto_put_ceiling_per_s']} objects/s",
-            file=out,
-        )
-    print(out.getvalue(), end="")
-    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+        list(pool.map(put, paths))
+    return round(len(paths) / (time.perf_counter() - started), 1)
 
 
 def _wait_for_port(port: int, timeout_s: float = 10) -> None:

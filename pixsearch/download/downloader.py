@@ -42,7 +42,7 @@ class Downloader:
     settings: Settings
     sink: ImageSink
     validate_threads: int = max(2, os.cpu_count() or 2)
-    store_threads: int = 16
+    store_threads: int = 8
 
     def run(self, entries: Sequence[UrlEntry], timeout_s: float | None = None) -> list[MapRow]:
         """Rows for ``entries`` in the same order; returns within ``timeout_s`` (plus cleanup)."""

@@ -225,7 +225,7 @@ def _classify(error: Exception) -> Exception:
         return DownloadFailure("blocked_address", str(cause or error))
     if isinstance(error, TimeoutError):
         return _Retryable(DownloadFailure("timeout", f"timed out ({type(error).__name__})"))
-    if isinstance(error, aiohttp.InvalidURL):
+    if isinstance(error, aiohttp.InvalidURL | ValueError):
         return DownloadFailure("bad_url", f"invalid URL: {error}")
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return DownloadFailure("dns", f"name does not resolve: {cause or error}")

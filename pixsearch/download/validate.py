@@ -1,8 +1,8 @@
 """Image validation with Pillow: whitelist, bomb cap, full decode, optional resize.
 
-``verify()`` catches structural damage (PNG CRCs and the like) without
-decoding; a fresh open and ``load()`` then decodes the pixels, which is what
-catches truncated or corrupt data. JPEGs are decoded at reduced scale
+``verify()`` catches structural damage without decoding (only PNG's checks
+anything: chunk CRCs); a fresh open and ``load()`` then decodes the pixels,
+which is what catches truncated or corrupt data. JPEGs are decoded at reduced scale
 (``draft``): every entropy-coded byte is still read, so truncation and
 corruption are caught, at a fraction of a full-size decode's cost.
 """
@@ -28,6 +28,8 @@ FORMATS: dict[str, str] = {
 """Accepted Pillow formats and the file extension each is stored under."""
 
 _RESIZED_FORMAT = {"GIF": "PNG", "BMP": "PNG", "TIFF": "PNG"}
+_VERIFIES = frozenset({"PNG"})
+"""Formats whose ``verify()`` checks anything (PNG chunk CRCs); for the others it is a no-op."""
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -65,11 +67,13 @@ def validate_image(
 
 def _check(data: bytes, max_pixels: int, content_type: str) -> tuple[str, tuple[int, int]]:
     try:
-        with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
-            fmt, size = str(image.format), image.size
-            _check_pixels(size, max_pixels)
+        image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+        fmt, size = str(image.format), image.size
+        _check_pixels(size, max_pixels)
+        if fmt in _VERIFIES:
             image.verify()
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+        with image:
             if fmt == "JPEG":
                 image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
             image.seek(0)
