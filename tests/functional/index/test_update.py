@@ -100,13 +100,13 @@ def test_compaction_merges_segments_and_drops_tombstoned_rows(store: ObjectStore
 
 
 def test_large_segments_are_ivf_with_calibrated_recall(store: ObjectStore):
-    vectors = unit_vectors(3000, DIM, 3, clusters=40)
+    vectors_and_queries = unit_vectors(3100, DIM, 3, clusters=40)
+    vectors, queries = vectors_and_queries[:3000], vectors_and_queries[3000:]
     keys = _keys(0, 3000)
     published = _apply(store, [write_shard(store, TAG, keys, vectors)], flat_max=500)
     (entry,) = published.segments
     assert entry.kind == "ivf" and entry.factory.startswith("IVF")
     assert entry.params["nprobe"] >= 1
-    queries = unit_vectors(100, DIM, 77, clusters=40)
     _, exact = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
     hits = load_snapshot(store, TAG).search(queries, k=10)
     position = {key: i for i, key in enumerate(keys)}
