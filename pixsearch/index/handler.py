@@ -1,7 +1,8 @@
 """Lambda entry point of the index stage: new shards and ``images/`` removals -> index.
 
 A shard that cannot be read fails its own record; everything else in the batch
-goes into one manifest update per model tag.
+goes into one manifest update per model tag. An image removal is a tombstone in
+every model's index (during a model change two indexes live side by side).
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def index_events(
     def work(tag: str) -> tuple[list[shards.Shard], list[str], list[str]]:
         return by_tag.setdefault(tag, ([], [], []))
 
+    removal_tags: list[str] | None = None
     for event in events:
         if event.is_removal and event.key.startswith(layout.IMAGES):
-            found, removed, message_ids = work(settings.model_tag)
-            removed.append(event.key)
-            message_ids.append(event.message_id)
+            if removal_tags is None:
+                removal_tags = index_tags(store) | {settings.model_tag}
+            for tag in sorted(removal_tags):
+                found, removed, message_ids = work(tag)
+                removed.append(event.key)
+                message_ids.append(event.message_id)
             continue
         try:
             tag, shard_id = layout.parse_shard_key(event.key)
@@ -71,6 +76,18 @@ def index_events(
             log.exception("index update of %s failed", tag)
             failures.update(dict.fromkeys(message_ids, error))
     return failures
+
+
+def index_tags(store: ObjectStore) -> set[str]:
+    """The model tags that have an index in the bucket (an image removal concerns all)."""
+    pages = store.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=store.bucket, Prefix=layout.INDEX, Delimiter="/"
+    )
+    return {
+        common["Prefix"].removeprefix(layout.INDEX).rstrip("/")
+        for page in pages
+        for common in page.get("CommonPrefixes", [])
+    }
 
 
 def handle(events: Sequence[ObjectEvent]) -> Mapping[str, BaseException]:

@@ -58,3 +58,18 @@ def test_image_removals_become_tombstones(
     manifest, _ = read(store, tag)
     assert manifest.tombstones == {keys[1]}
     assert manifest.vector_count == 2
+
+
+def test_a_removal_reaches_every_model_index(
+    settings: Settings, store: ObjectStore, queues: dict[str, QueueUrls]
+):
+    key = "images/ab/" + "1" * 64 + ".png"
+    store.put(key, b"image bytes")
+    write_shard(store, "other-model__none", [key], unit_vectors(1, 8, 0))
+    assert _invoke(queues["index"].queue)[0] == {"batchItemFailures": []}
+    store.delete(key)
+
+    assert _invoke(queues["index"].queue)[0] == {"batchItemFailures": []}
+
+    assert read(store, "other-model__none")[0].tombstones == {key}
+    assert read(store, settings.model_tag)[0].tombstones == {key}
