@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     download_list_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     # Time kept back from the function's deadline to write the URL map of URLs still pending.
     download_deadline_margin_s: float = Field(default=30.0, ge=0)
+    # Decode every image to check it; false checks headers and end markers only (faster).
+    download_decode: bool = True
 
     # Index
     index_compact_segments: int = Field(default=8, ge=2)
