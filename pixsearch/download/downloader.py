@@ -123,6 +123,7 @@ class _Run:
                     max_pixels=settings.download_max_pixels,
                     resize_max_side=settings.download_resize_max_side,
                     content_type=fetched.content_type,
+                    decode=settings.download_decode,
                 ),
             )
             key, status = await loop.run_in_executor(

@@ -96,3 +96,13 @@ def test_resized_gif_is_stored_as_png() -> None:
     data = make_image(size=(300, 100), fmt="GIF", shape="square")
     resized = validate_image(data, max_pixels=LIMIT, resize_max_side=150)
     assert (resized.ext, resized.width, resized.height) == ("png", 150, 50)
+
+
+def test_header_only_check_still_catches_cut_jpegs_and_pngs() -> None:
+    jpeg = make_image((1, 2, 3), size=(256, 256), shape="stripes")
+    png = make_image((1, 2, 3), size=(256, 256), fmt="PNG", shape="stripes")
+    assert validate_image(jpeg, max_pixels=LIMIT, decode=False).data == jpeg
+    assert validate_image(png, max_pixels=LIMIT, decode=False).data == png
+    assert _reason(jpeg[: len(jpeg) * 2 // 3], decode=False) == "corrupt"
+    assert _reason(png[: len(png) * 2 // 3], decode=False) == "corrupt"
+    assert _reason(make_png_bomb(), decode=False) == "bomb"
