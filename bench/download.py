@@ -3,12 +3,16 @@
 Not a test. Serves N JPEGs (30-300 KB, mean about 100 KB) from nginx on a loopback
 port and, in one run:
 
-1. the downloaders alone, each as separate processes timed from outside (start-up
-   included), same URL list, same server, same connections over the same number of
-   processes: pixsearch (fetch + SSRF checks + Pillow decode check + sha256, into a
-   null sink) vs img2dataset 1.47 with its ``dummy`` writer, twice: with
-   ``--disable_all_reencoding`` (fetch + sha256, no image check) and with
-   ``--resize_mode no --skip_reencode`` (decodes every image, keeps the bytes);
+1. the downloaders alone, each run as separate processes timed from outside
+   (start-up included), on the same URL list, server, connections and number of
+   processes, in two pairs doing comparable work:
+   - pixsearch decoding every image to check it (its default) vs img2dataset 1.47
+     decoding every image with OpenCV (``--resize_mode no --skip_reencode``);
+   - pixsearch checking headers and end markers only (``download_decode=False``)
+     vs img2dataset checking nothing (``--disable_all_reencoding``).
+   Both sides fetch and sha256 every image; pixsearch also applies its SSRF
+   checks; pixsearch hands results to a null sink, img2dataset to its ``dummy``
+   writer;
 2. end to end into moto server: the downloader writing every image to a bucket
    (``put_if_absent`` with the source URL as metadata), next to moto's own ceiling
    for the same puts on another bucket, measured in the same run. S3->SQS
@@ -61,9 +65,10 @@ def main() -> None:
     )
     parser.add_argument("--side", choices=["pixsearch"], help=argparse.SUPPRESS)
     parser.add_argument("--urls", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-decode", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side == "pixsearch":
-        print(json.dumps(run_pixsearch_side(args.urls, args.concurrency)))
+        print(json.dumps(run_pixsearch_side(args.urls, args.concurrency, not args.no_decode)))
         return
     sys.path.insert(0, str(ROOT))
     images = make_images(args.count)
@@ -80,23 +85,23 @@ def main() -> None:
     )
     with Nginx(images) as server:
         urls = write_url_list(server.port, args.count)
-        results["pixsearch"] = timed_pixsearch(urls, args.concurrency, args.processes)
-        show("pixsearch", results["pixsearch"])
-        for mode in IMG2DATASET_MODES:
+        for pixsearch_mode, img2dataset_mode in PAIRS:
+            label = f"pixsearch {pixsearch_mode}"
+            results[label] = timed_pixsearch(
+                urls, args.concurrency, args.processes, decode=pixsearch_mode == "decode"
+            )
+            show(label, results[label])
             drain_time_wait()
-            results[f"img2dataset {mode}"] = timed_img2dataset(
-                urls, args.concurrency, args.processes, mode
+            other = f"img2dataset {img2dataset_mode}"
+            results[other] = timed_img2dataset(
+                urls, args.concurrency, args.processes, img2dataset_mode
             )
-            show(f"img2dataset {mode}", results[f"img2dataset {mode}"])
-        for mode in IMG2DATASET_MODES:
-            ratio = (
-                results["pixsearch"]["images_per_s"]
-                / results[f"img2dataset {mode}"]["images_per_s"]
-            )
-            results[f"ratio vs {mode}"] = round(ratio, 2)
-            print(f"ratio vs img2dataset {mode}: {ratio:.2f}x")
+            show(other, results[other])
+            ratio = results[label]["images_per_s"] / results[other]["images_per_s"]
+            results[f"ratio {pixsearch_mode}"] = round(ratio, 2)
+            print(f"ratio {label} / {other}: {ratio:.2f}x")
+            drain_time_wait()
         if not args.skip_e2e:
-            drain_time_wait()
             results["e2e"] = end_to_end(
                 server.port, args.e2e_count, args.concurrency, images, args.notifications
             )
@@ -247,7 +252,7 @@ def write_url_list(port: int, count: int) -> Path:
 # --- level 1: the downloaders alone ---------------------------------------------------------
 
 
-def run_pixsearch_side(urls: Path, concurrency: int) -> dict[str, float]:
+def run_pixsearch_side(urls: Path, concurrency: int, decode: bool) -> dict[str, float]:
     """Inside the timed child process: download the list into a null sink."""
     sys.path.insert(0, str(ROOT))
     from pixsearch.config import Settings
@@ -262,6 +267,7 @@ def run_pixsearch_side(urls: Path, concurrency: int) -> dict[str, float]:
         download_concurrency=concurrency,
         download_per_host_concurrency=concurrency,
         download_retries=0,
+        download_decode=decode,
     )
     entries = [UrlEntry(n, url) for n, url in enumerate(lines, start=1)]
     started = time.perf_counter()
@@ -271,7 +277,9 @@ def run_pixsearch_side(urls: Path, concurrency: int) -> dict[str, float]:
     return {"ok": ok, "failed": len(rows) - ok, "inner_s": round(seconds, 2)}
 
 
-def timed_pixsearch(urls: Path, concurrency: int, processes: int) -> dict[str, Any]:
+def timed_pixsearch(
+    urls: Path, concurrency: int, processes: int, *, decode: bool
+) -> dict[str, Any]:
     """``processes`` children, each downloading a contiguous slice, as list parts would be."""
     lines = urls.read_text().split()
     step = -(-len(lines) // processes)
@@ -282,6 +290,7 @@ def timed_pixsearch(urls: Path, concurrency: int, processes: int) -> dict[str, A
         commands.append(
             [sys.executable, __file__, "--side", "pixsearch", "--urls", str(part)]
             + ["--concurrency", str(concurrency // processes)]
+            + ([] if decode else ["--no-decode"])
         )
     started = time.perf_counter()
     children = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
@@ -308,6 +317,9 @@ def img2dataset_binary() -> Path:
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", IMG2DATASET], check=True)
     return binary
 
+
+PAIRS = (("decode", "decoding"), ("header-only", "no-decode"))
+"""pixsearch's check mode and the img2dataset mode doing comparable work."""
 
 IMG2DATASET_MODES = {
     "no-decode": ["--disable_all_reencoding=True"],
