@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 RECOVERY_DEPTH = 10
 
-_segment_keys: dict[tuple[str, str], frozenset[str]] = {}
+_segment_keys: dict[tuple[str, str, str], frozenset[str]] = {}
 """Keys of each (immutable) segment, kept across warm invocations. Filled only by
 loading the segment back (checksums verified), never from what this process built."""
 
@@ -76,7 +76,9 @@ def apply(
             return current
         live = _live_keys(store, model_tag, current)
         fresh = _fresh_rows(pending, live, tombstones, still_exists)
-        entries = [_with_dead(model_tag, entry, tombstones) for entry in current.segments]
+        entries = [
+            _with_dead(store.bucket, model_tag, entry, tombstones) for entry in current.segments
+        ]
         if fresh is not None:
             built, index_bytes, rows_bytes = segments.build(*fresh, flat_max)
             segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
@@ -104,7 +106,7 @@ def apply(
             log.info("manifest %s changed under us (attempt %d); merging again", model_tag, attempt)
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
             continue
-        _forget_other_segments(model_tag, candidate)
+        _forget_other_segments(store, candidate)
         log.info(
             "published %s v%d: %d vectors in %d segments (+%d shards, %d tombstones)",
             model_tag,
@@ -144,8 +146,10 @@ def compact(
     return [built.entry]
 
 
-def _with_dead(model_tag: str, entry: SegmentEntry, tombstones: set[str]) -> SegmentEntry:
-    return replace(entry, dead=len(_segment_keys[(model_tag, entry.id)] & tombstones))
+def _with_dead(
+    bucket: str, model_tag: str, entry: SegmentEntry, tombstones: set[str]
+) -> SegmentEntry:
+    return replace(entry, dead=len(_segment_keys[(bucket, model_tag, entry.id)] & tombstones))
 
 
 def _fresh_rows(
@@ -216,15 +220,16 @@ def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> _Presen
 
 
 def _keys_of(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> frozenset[str]:
-    cache_key = (model_tag, entry.id)
+    cache_key = (store.bucket, model_tag, entry.id)
     if cache_key not in _segment_keys:
         _segment_keys[cache_key] = frozenset(segments.load(store, model_tag, entry, dim).rows.keys)
     return _segment_keys[cache_key]
 
 
-def _forget_other_segments(model_tag: str, current: Manifest) -> None:
+def _forget_other_segments(store: ObjectStore, current: Manifest) -> None:
+    index = (store.bucket, current.model_tag)
     live = {entry.id for entry in current.segments}
-    for cache_key in [k for k in _segment_keys if k[0] == model_tag and k[1] not in live]:
+    for cache_key in [k for k in _segment_keys if k[:2] == index and k[2] not in live]:
         del _segment_keys[cache_key]
 
 
