@@ -57,7 +57,8 @@ def main() -> None:
         "--processes", type=int, default=2, help="processes on each side (default 2, one a core)"
     )
     parser.add_argument("--e2e-count", type=int, default=2000, help="images written to moto")
-    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true", help="only the downloaders alone")
+    parser.add_argument("--only-e2e", action="store_true", help="only the runs into moto")
     parser.add_argument(
         "--notifications",
         action="store_true",
@@ -85,7 +86,7 @@ def main() -> None:
     )
     with Nginx(images) as server:
         urls = write_url_list(server.port, args.count)
-        for pixsearch_mode, img2dataset_mode in PAIRS:
+        for pixsearch_mode, img2dataset_mode in () if args.only_e2e else PAIRS:
             label = f"pixsearch {pixsearch_mode}"
             results[label] = timed_pixsearch(
                 urls, args.concurrency, args.processes, decode=pixsearch_mode == "decode"
