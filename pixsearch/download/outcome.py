@@ -1,10 +1,12 @@
 """What happened to one URL: a URL map row, and the failure that fills its reason.
 
-Reason codes are stable (operators filter and count by them):
-``bad_url``, ``missing_url``, ``bad_row``, ``blocked_address``, ``dns``,
-``connection``, ``timeout``, ``deadline``, ``http_<status>``,
-``too_many_redirects``, ``too_large``, ``robots_disallowed``, ``not_image``,
-``unsupported_format``, ``corrupt``, ``bomb``, ``storage``, ``internal``.
+Reason codes are stable (operators filter and count by them): the row could
+not be read (``bad_url``, ``missing_url``, ``bad_row``, ``unparseable_list``);
+the fetch was refused or failed (``blocked_address``, ``dns``, ``connection``,
+``tls``, ``bad_response``, ``timeout``, ``deadline``, ``http_<status>``,
+``too_many_redirects``, ``too_large``, ``robots_disallowed``); the body is not an
+acceptable image (``not_image``, ``unsupported_format``, ``corrupt``, ``bomb``);
+or it could not be kept (``storage``, ``internal``).
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
 from yarl import URL
 
 from pixsearch import layout
-from pixsearch.download.outcome import Status
+from pixsearch.download.outcome import DownloadFailure, Status
 from pixsearch.download.validate import ValidImage
 from pixsearch.storage import ConflictError, ObjectStore
 
@@ -43,6 +44,8 @@ class BucketSink:
             )
         except ConflictError:
             return key, "duplicate"
+        except (BotoCoreError, ClientError) as error:
+            raise DownloadFailure("storage", f"could not store {key}: {error}") from None
         return key, "ok"
 
 
