@@ -171,7 +171,11 @@ class Fetcher:
         length = response.content_length
         if length is not None and length > cap:
             raise _too_large(cap, f"Content-Length is {length}")
-        if length is not None:
+        # Content-Length counts compressed bytes: a compressed body is capped as it inflates.
+        if (
+            length is not None
+            and response.headers.get("Content-Encoding", "identity") == "identity"
+        ):
             return await response.read()
         chunks: list[bytes] = []
         size = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 import time
 
@@ -205,6 +206,20 @@ def test_4xx_is_not_retried_and_robots_can_be_ignored(image_server: ImageServer)
     rows, _ = _run(image_server, [gone, tagged], download_respect_robots=False)
     assert [(r.status, r.error) for r in rows] == [("failed", "http_410"), ("ok", None)]
     assert image_server.hits["/gone"] == 1
+
+
+def test_compressed_body_is_capped_by_its_decompressed_size(image_server: ImageServer) -> None:
+    bomb = gzip.compress(b"\x00" * (CAP * 8))
+
+    async def gzipped(_: web.Request) -> web.Response:
+        return web.Response(
+            body=bomb, headers={"Content-Type": "image/jpeg", "Content-Encoding": "gzip"}
+        )
+
+    url = image_server.add_route("gzip-bomb", gzipped)
+    rows, _ = _run(image_server, [url])
+    assert len(bomb) < CAP
+    assert (rows[0].status, rows[0].error) == ("failed", "too_large")
 
 
 def test_connection_refused_is_retried_then_reported(image_server: ImageServer) -> None:
