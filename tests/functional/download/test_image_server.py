@@ -7,7 +7,7 @@ import urllib.request
 
 from PIL import Image
 
-from pixsearch.config import get_settings
+from pixsearch.config import Settings, get_settings
 from tests.fixtures.images import ImageServer, make_image
 
 
@@ -24,6 +24,12 @@ def test_serves_distinct_decodable_images(image_server: ImageServer) -> None:
 
 def test_allows_only_its_own_address(image_server: ImageServer) -> None:
     assert get_settings().download_allow == f"127.0.0.1:{image_server.port}"
+
+
+def test_settings_carry_the_allow_list_whatever_the_order(
+    settings: Settings, image_server: ImageServer
+) -> None:
+    assert settings.download_allow == image_server.allow_entry
 
 
 def test_make_image_formats_and_shapes_differ() -> None:
