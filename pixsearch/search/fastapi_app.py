@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -58,11 +58,11 @@ def create_fastapi_app(service: SearchService | None = None) -> FastAPI:
             }
         },
     )
-    async def search(request: Request) -> JSONResponse:
+    async def search(request: Request) -> Response:
         _check_length(request, max_request_bytes(settings))
         query = parse_json(await request.body(), settings)
         response = await run_in_threadpool(service.search, query)
-        return JSONResponse(response.model_dump())
+        return Response(response.model_dump_json(), media_type="application/json")
 
     @app.post(
         "/search/image",
@@ -75,7 +75,7 @@ def create_fastapi_app(service: SearchService | None = None) -> FastAPI:
             }
         },
     )
-    async def search_image(request: Request) -> JSONResponse:
+    async def search_image(request: Request) -> Response:
         _check_length(request, max_request_bytes(settings))
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get(UPLOAD_FIELD)
@@ -83,7 +83,7 @@ def create_fastapi_app(service: SearchService | None = None) -> FastAPI:
         fields = {name: value for name, value in form.items() if isinstance(value, str)}
         query = parse_upload(image, fields, settings)
         response = await run_in_threadpool(service.search, query)
-        return JSONResponse(response.model_dump())
+        return Response(response.model_dump_json(), media_type="application/json")
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:

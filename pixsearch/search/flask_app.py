@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pixsearch.search import errors
 from pixsearch.search.requests import UPLOAD_FIELD, max_request_bytes, parse_json, parse_upload
+from pixsearch.search.responses import SearchResponse
 from pixsearch.search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def create_flask_app(service: SearchService | None = None) -> Flask:
     @app.post("/search")
     def search() -> Any:
         query = parse_json(request.get_data(cache=False), settings)
-        return service.search(query).model_dump()
+        return _json(app, service.search(query))
 
     @app.post("/search/image")
     def search_image() -> Any:
@@ -36,7 +37,7 @@ def create_flask_app(service: SearchService | None = None) -> Flask:
         query = parse_upload(
             upload.read() if upload is not None else None, request.form.to_dict(), settings
         )
-        return service.search(query).model_dump()
+        return _json(app, service.search(query))
 
     @app.get("/health")
     def health() -> Any:
@@ -74,3 +75,8 @@ def create_flask_app(service: SearchService | None = None) -> Flask:
         return jsonify(failure.body()), failure.status
 
     return app
+
+
+def _json(app: Flask, response: SearchResponse) -> Response:
+    """Pydantic serializes its own model (faster than a dict through ``jsonify``)."""
+    return app.response_class(response.model_dump_json(), mimetype="application/json")
