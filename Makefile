@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Deployment linters live in their own venv: aws-sam-cli pins versions that clash with ours.
+TOOLS       := .tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
 
-.PHONY: up test lint format clean
+.PHONY: up test lint format tools clean
 
 up: $(STAMP)
 	$(BIN)/pixsearch up
 
-test: $(STAMP) .system-deps-stamp
+test: $(STAMP) .system-deps-stamp $(TOOLS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -30,10 +33,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
 	touch $@
 
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): Makefile
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --progress-bar off aws-sam-cli==1.170.0 awscli==1.46.3
+	touch $@
+
 # Debian packages the browser tests need (Chromium); installed once, as root.
 .system-deps-stamp: scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	touch $@
 
 clean:
-	rm -rf $(VENV) .system-deps-stamp .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .system-deps-stamp .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         api=not args.no_api,
         webapp=not args.no_webapp,
         persist=not args.no_persist,
+        stages=tuple(args.stages.split(",")) if args.stages else None,
     )
     LocalStack(settings, options).run()
     return 0
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-webapp", action="store_true", help="do not start the web app")
     up.add_argument(
         "--no-persist", action="store_true", help="keep no data across restarts (moto only)"
+    )
+    up.add_argument(
+        "--stages",
+        metavar="NAMES",
+        help="comma-separated stages to run handlers for (default: every installed stage)",
     )
     up.set_defaults(run=_up)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pixsearch import topology
 from pixsearch.config import Settings
-from pixsearch.runtime.dispatcher import Dispatcher
+from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
 from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer
 from pixsearch.runtime.persistence import (
     BucketMirror,
@@ -43,6 +43,7 @@ class StackOptions:
     webapp: bool = True
     persist: bool = True
     sync_interval_s: float = 5.0
+    stages: tuple[str, ...] | None = None
 
 
 def stack_file(settings: Settings) -> Path:
@@ -74,6 +75,7 @@ class LocalStack:
         self.options = options
         self.data_dir = Path(settings.data_dir).expanduser()
         self.endpoints: dict[str, str] = {}
+        self.handlers = self._handlers()
         self._stop = threading.Event()
 
     def run(self) -> None:
@@ -130,7 +132,7 @@ class LocalStack:
                 print(f"re-queued {resent} pending messages", flush=True)
             cleanup.callback(self._save)
 
-        self.dispatcher = Dispatcher(self.settings, self.queue_urls)
+        self.dispatcher = Dispatcher(self.settings, self.queue_urls, self.handlers)
         self.dispatcher.start()
         cleanup.callback(self.dispatcher.stop)
 
@@ -141,6 +143,18 @@ class LocalStack:
             self._start_api(cleanup)
         if self.options.webapp:
             self._start_webapp(cleanup)
+
+    def _handlers(self) -> dict[str, Handler]:
+        handlers = available_handlers()
+        if self.options.stages is None:
+            return handlers
+        unknown = set(self.options.stages) - {spec.name for spec in topology.STAGES}
+        if unknown:
+            raise ValueError(
+                f"unknown stage(s) {', '.join(sorted(unknown))}; "
+                f"stages are {', '.join(spec.name for spec in topology.STAGES)}"
+            )
+        return {name: handlers[name] for name in self.options.stages if name in handlers}
 
     @property
     def _pending_path(self) -> Path:
@@ -222,7 +236,7 @@ class LocalStack:
         handled = ", ".join(self.dispatcher.handlers) or "none"
         print(f"  {'stages':<{width}}  {handled}", end="")
         absent = self.dispatcher.absent_stages
-        print(f" (absent: {', '.join(absent)})" if absent else "")
+        print(f" (not handled here: {', '.join(absent)})" if absent else "")
         print("Press Ctrl-C to stop.", flush=True)
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from werkzeug.serving import make_server
 
+from pixsearch import topology
 from pixsearch.cli import build_parser
 from pixsearch.config import Settings
 from pixsearch.runtime.moto_server import free_port
@@ -27,6 +28,9 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+WORKERS = tuple(spec.name for spec in topology.STAGES)
+
+
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, Any]:
     return compose["services"]
@@ -39,7 +43,12 @@ def _argv(service: dict[str, Any]) -> list[str]:
 
 
 def test_every_part_of_the_stack_is_there(services: dict[str, Any]) -> None:
-    assert set(services) == {"localstack", "pipeline", "api", "webapp"}
+    assert set(services) == {"localstack", *WORKERS, "api", "webapp"}
+
+
+def test_one_worker_per_stage_runs_only_its_stage(services: dict[str, Any]) -> None:
+    for name in WORKERS:
+        assert f"--stages={name}" in _argv(services[name]), name
 
 
 def test_localstack_is_pinned_to_a_version_without_auth_token(services: dict[str, Any]) -> None:
@@ -139,7 +148,7 @@ def test_containers_reach_localstack_by_a_name_the_browser_resolves_too(
 ) -> None:
     """Presigned image URLs carry the endpoint host; the host's browser must load them."""
     aliases = services["localstack"]["networks"]["default"]["aliases"]
-    for name in ("pipeline", "api", "webapp"):
+    for name in (*WORKERS, "api", "webapp"):
         endpoint = services[name]["environment"]["AWS_ENDPOINT_URL"]
         host = re.fullmatch(r"http://([^:/]+):4566", endpoint)
         assert host and host[1] in aliases, name

@@ -30,10 +30,10 @@ def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
 
 
 class RunningStack:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *extra: str) -> None:
         self.env = env
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp"],
+            [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp", *extra],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -124,3 +124,21 @@ def test_status_without_a_stack_says_what_to_do(env):
     )
     assert result.returncode == 2
     assert "pixsearch up" in result.stderr
+
+
+def test_stages_choose_which_handlers_this_process_runs(env):
+    stack = RunningStack(env, "--stages", "download")
+    output = stack.stop()
+    assert "download (not handled here: embed, index)" in output
+
+
+def test_an_unknown_stage_is_refused_before_anything_starts(env):
+    result = subprocess.run(
+        [sys.executable, "-m", "pixsearch.cli", "up", "--stages", "download,resize"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "unknown stage(s) resize" in result.stderr
