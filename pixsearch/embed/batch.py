@@ -30,13 +30,12 @@ PREPARE_THREADS = 4
 
 @dataclass(frozen=True)
 class Prepared:
-    """An image ready for the model, or the reason it is not."""
+    """An image ready for the model, the reason it is not, or neither (image gone)."""
 
     event: ObjectEvent
     row: shard.ShardRow | None = None
     pixels: torch.Tensor | None = None
     error: Exception | None = None
-    gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def _prepare(
         data, info = store.get_with_info(event.key)
     except ObjectNotFound:
         log.info("image %s is gone; skipping", event.key)
-        return Prepared(event, gone=True)
+        return Prepared(event)
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
     try:
