@@ -136,12 +136,13 @@ class SearchService:
             log.warning("warm-up: %s", self.index.state.problem)
         log.info("cold start: warm-up took %.0f ms", (time.perf_counter() - started) * 1000)
 
-    def start_warmup(self) -> None:
+    def start_warmup(self) -> threading.Thread:
         """Warm up in a background thread (once), so a server can answer /health meanwhile."""
         with self._warmup_lock:
             if self._warmup is None:
                 self._warmup = threading.Thread(target=self.warm, name="search-warmup", daemon=True)
                 self._warmup.start()
+            return self._warmup
 
     def health(self) -> Health:
         if self._model is None:

@@ -226,3 +226,16 @@ def test_warm_up_logs_cold_start_timings(
     assert any(m.startswith("loaded index") and f"{len(indexed)} vectors" in m for m in messages)
     assert any(m.startswith("cold start: warm-up took") for m in messages)
     assert service.health().status == "ok"
+
+
+def test_missing_model_weights_are_503_with_the_setting_to_change(
+    tiny_model: ClipModel, settings: Settings, store: ObjectStore
+) -> None:
+    broken = SearchService(settings.model_copy(update={"pretrained": "/nowhere/weights.pt"}))
+    with pytest.raises(SearchError) as caught:
+        broken.search(build_request(settings, k=1, min_score=None, text="a red car"))
+    assert (caught.value.status, caught.value.code) == (503, "model_unavailable")
+    assert "PIXSEARCH_PRETRAINED" in caught.value.message
+    broken.start_warmup().join(timeout=60)
+    health = broken.health()
+    assert (health.status, health.http_status, health.model_loaded) == ("unavailable", 503, False)
