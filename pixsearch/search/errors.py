@@ -40,11 +40,6 @@ class PayloadTooLarge(SearchError):
     code = "payload_too_large"
 
 
-class UnsupportedMediaType(SearchError):
-    status = 415
-    code = "unsupported_media_type"
-
-
 class InvalidImage(SearchError):
     """The query image could not be fetched, decoded or accepted."""
 

@@ -24,7 +24,6 @@ def create_flask_app(service: SearchService | None = None) -> Flask:
     settings = service.settings
     app = Flask("pixsearch.search")
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes(settings)
-    app.extensions["pixsearch_search"] = service
 
     @app.post("/search")
     def search() -> Any:
