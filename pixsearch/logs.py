@@ -18,5 +18,5 @@ def configure_cli(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
