@@ -24,7 +24,7 @@ def test_list_name(key: str, name: str):
 def test_model_tag_is_key_safe_and_short_for_paths():
     assert layout.model_tag("ViT-B-32", "laion2b_s34b_b79k") == "ViT-B-32__laion2b_s34b_b79k"
     assert layout.model_tag("ViT-B-32", "s3://b/weights/open clip.pt") == "ViT-B-32__open-clip.pt"
-    assert layout.model_tag("hf-hub:org/model", "") == "hf-hub-org-model__none"
+    assert layout.model_tag("org/custom:v2", "") == "org-custom-v2__none"
 
 
 def test_image_keys_are_content_addressed():
