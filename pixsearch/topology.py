@@ -173,9 +173,7 @@ def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -
     return {"QueueConfigurations": configs}
 
 
-def attach_notifications(
-    s3: Any, sqs: Any, settings: Settings, urls: dict[str, QueueUrls]
-) -> None:
+def attach_notifications(s3: Any, sqs: Any, settings: Settings, urls: dict[str, QueueUrls]) -> None:
     arns = {name: _queue_arn(sqs, pair.queue) for name, pair in urls.items()}
     s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
