@@ -95,6 +95,9 @@ class Dispatcher:
         self.sqs = client("sqs", settings.region)
         self._arns: dict[str, str] = {}
         self._in_flight = _InFlight()
+        # Failed records wait out their visibility timeout before redelivery; on stop they
+        # are made visible again so a shutdown can save them (message id -> queue, receipt).
+        self._awaiting_retry: dict[str, tuple[str, str]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -121,12 +124,24 @@ class Dispatcher:
         self._threads.append(heartbeat)
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop polling; batches in flight finish first (up to ``timeout_s``)."""
+        """Stop polling; batches in flight finish first (up to ``timeout_s``).
+
+        Records waiting to be retried become visible again, so nothing is hidden
+        from whoever reads the queue next (e.g. the local stack saving its state).
+        """
         self._stop.set()
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        for queue_url, receipt in list(self._awaiting_retry.values()):
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+            except Exception:  # noqa: BLE001 - already redelivered, moved or deleted
+                log.debug("record %s no longer awaits a retry", receipt)
+        self._awaiting_retry.clear()
 
     def _poll_forever(self, name: str) -> None:
         spec = topology.stage(name)
@@ -268,6 +283,11 @@ class Dispatcher:
             stats.errors += 1
             failed = set(receipts)
         succeeded = [receipt for mid, receipt in receipts.items() if mid not in failed]
+        for message_id, receipt in receipts.items():
+            if message_id in failed:
+                self._awaiting_retry[message_id] = (url, receipt)
+            else:
+                self._awaiting_retry.pop(message_id, None)
         self._delete(url, succeeded)
         self._in_flight.remove(url, list(receipts.values()))
         stats.failed_records += len(failed)

@@ -160,3 +160,17 @@ def test_background_pollers_respect_each_stage_concurrency(settings, queues, sto
     assert handled["index"] >= 13 and handled["download"] >= 13  # 12 + the s3:TestEvent
     assert peak["index"] == 1
     assert peak["download"] == topology.stage("download").max_concurrency
+
+
+def test_stopping_makes_records_awaiting_a_retry_visible(settings, queues, store: ObjectStore):
+    calls: Counter[str] = Counter()
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls, "bad")})
+    store.put("images/aa/bad.jpg", b"bytes")
+    dispatcher.start()
+    deadline = time.monotonic() + 30
+    while not calls["images/aa/bad.jpg"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    dispatcher.stop()
+
+    waiting = [m for m in receive_all(queues["embed"].queue, wait_s=0) if "bad.jpg" in m["Body"]]
+    assert len(waiting) == 1
