@@ -10,6 +10,7 @@ Powertools' ``BatchProcessor``; this module only adds the S3 parsing.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 TEST_EVENT = "s3:TestEvent"
+
+log = logging.getLogger(__name__)
 
 
 class EventParseError(ValueError):
@@ -122,9 +125,17 @@ def process_batch(event: dict[str, Any], context: Any, handle: BatchHandler) -> 
             raise error
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=settle, processor=processor, context=context
     )
+    log.info(
+        "batch of %d records: %d object events, %d failed",
+        len(event.get("Records") or []),
+        len(object_events),
+        len(response.get("batchItemFailures", [])),
+        extra={"failures": {mid: str(e) for mid, e in {**failures, **parse_errors}.items()}},
+    )
+    return response
 
 
 def each(handle_one: Callable[[ObjectEvent], None]) -> BatchHandler:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import logging
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 
 def handler_logger(service: str) -> Logger:
-    """A Powertools JSON logger for a Lambda handler (level from ``POWERTOOLS_LOG_LEVEL``)."""
-    return Logger(service=f"pixsearch-{service}")
+    """JSON logs for a Lambda entry point (level from ``POWERTOOLS_LOG_LEVEL``).
+
+    pixsearch's own loggers get the same JSON handler, so every line a function
+    writes carries the service and, inside ``inject_lambda_context``, the request id.
+    """
+    logger = Logger(service=f"pixsearch-{service}")
+    logging.getLogger("pixsearch")
+    copy_config_to_registered_loggers(source_logger=logger, include={"pixsearch"})
+    return logger
 
 
 def configure_cli(verbose: bool = False) -> None:

@@ -1,5 +1,6 @@
 """Embed function: ``images/`` events -> embedding shards (logic in ``pixsearch.embed``)."""
 
-from pixsearch.embed.handler import lambda_handler
+from pixsearch.embed.handler import lambda_handler as handle
+from pixsearch.logs import handler_logger
 
-__all__ = ["lambda_handler"]
+lambda_handler = handler_logger("embed").inject_lambda_context(handle)
