@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,12 @@ class LocalStack:
             if self._stop.is_set():
                 return
             self._print_endpoints()
-            while not self._stop.wait(self.options.sync_interval_s):
+            pause = self.options.sync_interval_s
+            while not self._stop.wait(pause):
+                started = time.monotonic()
                 self._sync()
+                # A big bucket takes long to list: never spend more than a third of the time on it.
+                pause = max(self.options.sync_interval_s, 2 * (time.monotonic() - started))
             print("\nshutting down…", flush=True)
 
     def _start(self, cleanup: ExitStack) -> None:
