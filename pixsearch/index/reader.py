@@ -19,7 +19,7 @@ from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
-from pixsearch.storage import ObjectStore
+from pixsearch.storage import ObjectNotFound, ObjectStore
 
 __all__ = [
     "CorruptIndex",
@@ -69,8 +69,16 @@ class _LiveSegment:
 class IndexSnapshot:
     """One published version of an index, searchable from any number of threads."""
 
-    def __init__(self, manifest: Manifest, etag: str, parts: list[_LiveSegment]) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        etag: str,
+        parts: list[_LiveSegment],
+        fallback_reason: str | None = None,
+    ) -> None:
         self.version = manifest.version
+        # Set when the current manifest was refused and this is an older, valid version.
+        self.fallback_reason = fallback_reason
         self.etag = etag
         self.model_tag = manifest.model_tag
         self.dim = manifest.dim
@@ -115,9 +123,11 @@ def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
     :class:`CorruptIndex` if neither the current version nor a recent one validates.
     """
     key = layout.manifest_key(model_tag)
-    if store.head(key) is None:
-        raise IndexNotFound(f"no index for model {model_tag!r} yet ({key} does not exist)")
-    data, info = store.get_with_info(key)
+    try:
+        data, info = store.get_with_info(key)
+    except ObjectNotFound:
+        message = f"no index for model {model_tag!r} yet ({key} does not exist)"
+        raise IndexNotFound(message) from None
     try:
         current = manifests.parse(data, model_tag)
         return IndexSnapshot(current, info.etag, _load_parts(store, current))
@@ -127,7 +137,8 @@ def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
     for version in manifests.archived_versions(store, model_tag)[:RECOVERY_DEPTH]:
         try:
             previous = manifests.read_version(store, model_tag, version)
-            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous))
+            reason = f"the current index was refused ({refused}); serving archived v{version}"
+            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous), reason)
         except (CorruptIndex, KeyError) as error:
             log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
             continue

@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pixsearch.index import manifest as manifests
-from pixsearch.index.reader import CorruptIndex, IndexSnapshot, load_snapshot, manifest_etag
+from pixsearch.index.reader import IndexSnapshot, load_snapshot, manifest_etag
 from pixsearch.search.errors import Unavailable
 from pixsearch.storage import ObjectStore
 
@@ -112,25 +111,10 @@ class IndexCache:
             snapshot.segment_count,
             (time.perf_counter() - started) * 1000,
         )
-        stale = self._stale_reason(snapshot)
+        stale = snapshot.fallback_reason
         if stale:
             log.warning("index %s: %s", self.model_tag, stale)
         return IndexState(snapshot, now, time.time(), stale)
-
-    def _stale_reason(self, snapshot: IndexSnapshot) -> str | None:
-        """Why ``snapshot`` is not the current manifest's version (the reader fell back)."""
-        try:
-            current, _ = manifests.read(self.store, self.model_tag)
-        except CorruptIndex as error:
-            return f"the current manifest was refused ({error}); serving v{snapshot.version}"
-        except Exception:  # noqa: BLE001 - the store hiccuped: no evidence either way
-            return None
-        if current.version > snapshot.version:
-            return (
-                f"index v{current.version} could not be loaded (see the log); "
-                f"serving v{snapshot.version}"
-            )
-        return None
 
     @staticmethod
     def _failed(state: IndexState, now: float, reason: str) -> IndexState:
