@@ -37,8 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pixsearch import shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
-from pixsearch.embed import shard as shards  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
 from pixsearch.index import update  # noqa: E402

@@ -11,9 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings, get_settings
-from pixsearch.embed import shard as shards
 from pixsearch.events import ObjectEvent, process_batch
 from pixsearch.index import update
 from pixsearch.storage import ObjectStore

@@ -12,9 +12,8 @@ import logging
 
 import numpy as np
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import shard as shards
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest

@@ -17,12 +17,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from pixsearch import layout
-from pixsearch.embed import shard as shards
-from pixsearch.embed.shard import Shard
+from pixsearch import layout, shards
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest, SegmentEntry
+from pixsearch.shards import Shard
 from pixsearch.storage import ConflictError, ObjectStore
 
 log = logging.getLogger(__name__)

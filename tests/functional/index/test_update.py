@@ -6,12 +6,12 @@ import faiss
 import numpy as np
 import pytest
 
-from pixsearch.embed.shard import Shard
 from pixsearch.index import manifest as manifests
 from pixsearch.index import update
 from pixsearch.index.reader import load_snapshot
 from pixsearch.index.rebuild import rebuild
 from pixsearch.index.segment import recall_at_k
+from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import unit_vectors, write_shard
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixsearch.embed.shard import shard_id
 from pixsearch.index.manifest import Manifest
 from pixsearch.index.reader import IndexSnapshot, _LiveSegment
 from pixsearch.index.segment import Rows, build, recall_at_k
+from pixsearch.shards import shard_id
 from tests.fixtures.model import unit_vectors
 
 

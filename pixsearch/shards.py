@@ -1,4 +1,6 @@
-"""Embedding shards: ``{shard}.ids.json`` (who the rows are) and ``{shard}.npy`` (the vectors).
+"""The embedding shard format the embed stage writes and the index stage reads.
+
+``{shard}.ids.json`` (who the rows are) and ``{shard}.npy`` (the vectors).
 
 The ids file is written first, so whoever sees the ``.npy`` (the index stage,
 triggered by its creation) can always read the rows' identities. Both are
