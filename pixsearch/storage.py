@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +50,7 @@ class ObjectInfo:
     size: int
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: datetime | None = None
 
 
 @lru_cache(maxsize=8)
@@ -141,7 +143,12 @@ class ObjectStore:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], _etag(item["ETag"]), item["Size"])
+                yield ObjectInfo(
+                    item["Key"],
+                    _etag(item["ETag"]),
+                    item["Size"],
+                    last_modified=item.get("LastModified"),
+                )
 
     def count(self, prefix: str = "") -> int:
         return sum(1 for _ in self.list(prefix))
@@ -182,4 +189,5 @@ class ObjectStore:
             size=size,
             content_type=response.get("ContentType"),
             metadata=dict(response.get("Metadata") or {}),
+            last_modified=response.get("LastModified"),
         )

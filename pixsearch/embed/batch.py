@@ -113,6 +113,7 @@ def _prepare(
     row = shards.ShardRow(
         key=event.key,
         etag=info.etag,
+        modified=info.last_modified.isoformat() if info.last_modified else "",
         source_url=info.metadata.get(SOURCE_URL_METADATA),
         width=image.width,
         height=image.height,

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pixsearch import layout
-from pixsearch.storage import ObjectStore
+from pixsearch.storage import ObjectNotFound, ObjectStore
 
 FORMAT = 1
+RECOVERY_DEPTH = 10  # archived versions tried, newest first, when the current one is refused
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 KINDS = ("flat", "ivf")
 
 
@@ -116,12 +122,68 @@ def read(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None]:
 
     Raises :class:`CorruptIndex` if the current manifest does not validate.
     """
-    key = layout.manifest_key(model_tag)
-    info = store.head(key)
-    if info is None:
+    try:
+        data, info = store.get_with_info(layout.manifest_key(model_tag))
+    except ObjectNotFound:
         return Manifest(model_tag), None
-    data, info = store.get_with_info(key)
     return parse(data, model_tag), info.etag
+
+
+@dataclass(frozen=True)
+class Newest(Generic[T]):
+    """The newest manifest that validates, what was made of it, and what to publish after.
+
+    ``etag`` is the ETag of ``MANIFEST.json`` as it is now (None if there is none), the
+    one a writer must replace; ``refused`` says why the current object was not used
+    (then ``manifest`` is an archived version); ``last_version`` is the highest version
+    number published so far, which the next publication must exceed.
+    """
+
+    manifest: Manifest
+    loaded: T
+    etag: str | None
+    last_version: int
+    refused: CorruptIndex | None = None
+
+
+def read_newest_valid(
+    store: ObjectStore,
+    model_tag: str,
+    load: Callable[[Manifest], T],
+    depth: int = RECOVERY_DEPTH,
+) -> Newest[T]:
+    """The newest manifest for which ``load`` succeeds: the current one, else one of the
+    ``depth`` newest archived versions. ``load`` raises :class:`CorruptIndex` to refuse a
+    version (a segment that fails its checksum, say). No manifest at all is an empty
+    version 0 (numbered after any archived version). :class:`CorruptIndex` if nothing
+    recent validates.
+    """
+    try:
+        data, info = store.get_with_info(layout.manifest_key(model_tag))
+    except ObjectNotFound:
+        empty = Manifest(model_tag)
+        archived = archived_versions(store, model_tag)  # a deleted manifest's history stays
+        return Newest(empty, load(empty), None, archived[0] if archived else 0)
+    try:
+        current = parse(data, model_tag)
+        return Newest(current, load(current), info.etag, current.version)
+    except CorruptIndex as error:
+        log.error("index %s: refusing the current manifest: %s", model_tag, error)
+        refused = error
+    versions = archived_versions(store, model_tag)
+    for version in versions[:depth]:
+        try:
+            previous = read_version(store, model_tag, version)
+            loaded = load(previous)
+        except (CorruptIndex, ObjectNotFound) as error:
+            log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
+            continue
+        log.warning("index %s: falling back to archived v%d", model_tag, version)
+        return Newest(previous, loaded, info.etag, versions[0], refused)
+    raise CorruptIndex(
+        f"index {model_tag}: the current manifest was refused ({refused}) and none of the "
+        f"last {depth} archived versions validates"
+    )
 
 
 def publish(store: ObjectStore, manifest: Manifest, etag: str | None) -> str:

@@ -19,7 +19,7 @@ from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.storage import ObjectStore
 
 __all__ = [
     "CorruptIndex",
@@ -31,8 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-RECOVERY_DEPTH = 10
 
 
 class IndexNotFound(LookupError):
@@ -90,7 +88,7 @@ class IndexSnapshot:
     def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         """Top ``k`` live hits per query row, best score first, merged over all segments."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dim:
+        if self.segment_count and queries.shape[1] != self.dim:
             raise ValueError(f"queries have dim {queries.shape[1]}, the index has {self.dim}")
         if k <= 0 or not self._parts:
             return [[] for _ in range(len(queries))]
@@ -122,29 +120,19 @@ def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
     :class:`IndexNotFound` if nothing was published for ``model_tag``;
     :class:`CorruptIndex` if neither the current version nor a recent one validates.
     """
-    key = layout.manifest_key(model_tag)
-    try:
-        data, info = store.get_with_info(key)
-    except ObjectNotFound:
-        message = f"no index for model {model_tag!r} yet ({key} does not exist)"
-        raise IndexNotFound(message) from None
-    try:
-        current = manifests.parse(data, model_tag)
-        return IndexSnapshot(current, info.etag, _load_parts(store, current))
-    except CorruptIndex as error:
-        log.error("index %s: refusing the current manifest: %s", model_tag, error)
-        refused = error
-    for version in manifests.archived_versions(store, model_tag)[:RECOVERY_DEPTH]:
-        try:
-            previous = manifests.read_version(store, model_tag, version)
-            reason = f"the current index was refused ({refused}); serving archived v{version}"
-            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous), reason)
-        except (CorruptIndex, KeyError) as error:
-            log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
-            continue
-        log.warning("index %s: serving archived v%d", model_tag, version)
-        return snapshot
-    raise refused
+    newest = manifests.read_newest_valid(
+        store, model_tag, lambda manifest: _load_parts(store, manifest)
+    )
+    if newest.etag is None:
+        key = layout.manifest_key(model_tag)
+        raise IndexNotFound(f"no index for model {model_tag!r} yet ({key} does not exist)")
+    reason = None
+    if newest.refused is not None:
+        reason = (
+            f"the current index was refused ({newest.refused}); "
+            f"serving archived v{newest.manifest.version}"
+        )
+    return IndexSnapshot(newest.manifest, newest.etag, newest.loaded, reason)
 
 
 def _load_parts(store: ObjectStore, manifest: Manifest) -> list[_LiveSegment]:

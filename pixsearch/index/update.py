@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -20,18 +21,49 @@ import numpy as np
 from pixsearch import layout, shards
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
-from pixsearch.index.manifest import CorruptIndex, Manifest, SegmentEntry
+from pixsearch.index.manifest import Manifest, SegmentEntry
 from pixsearch.shards import Shard
 from pixsearch.storage import ConflictError, ObjectStore
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
-RECOVERY_DEPTH = 10
 
-_segment_keys: dict[tuple[str, str, str], frozenset[str]] = {}
-"""Keys of each (immutable) segment, kept across warm invocations. Filled only by
-loading the segment back (checksums verified), never from what this process built."""
+
+class SegmentKeys:
+    """The image keys of each (immutable) segment, kept across warm invocations.
+
+    Filled only by loading a segment back (checksums verified), never from what this
+    process built. Safe for concurrent index runs in one process: a run that finds a
+    key set evicted by another run's :meth:`retain` loads it again.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self, store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int
+    ) -> frozenset[str]:
+        cache_key = (store.bucket, model_tag, entry.id)
+        with self._lock:
+            keys = self._keys.get(cache_key)
+        if keys is None:
+            keys = frozenset(segments.load(store, model_tag, entry, dim).rows.keys)
+            with self._lock:
+                self._keys[cache_key] = keys
+        return keys
+
+    def retain(self, store: ObjectStore, manifest: Manifest) -> None:
+        """Forget the segments of this index that ``manifest`` no longer lists."""
+        index = (store.bucket, manifest.model_tag)
+        live = {entry.id for entry in manifest.segments}
+        with self._lock:
+            for cache_key in [k for k in self._keys if k[:2] == index and k[2] not in live]:
+                del self._keys[cache_key]
+
+
+segment_keys = SegmentKeys()
 
 
 class IndexMismatch(ValueError):
@@ -59,9 +91,13 @@ def apply(
         return exists_now[key]
 
     for attempt in range(MAX_ATTEMPTS):
-        current, etag, version, healing = _read_or_recover(store, model_tag)
+        newest = read_base(store, model_tag)
+        current, etag, version = newest.manifest, newest.etag, newest.last_version
+        present = _Present(newest.loaded)
+        healing = newest.refused is not None
         if healing:
             new.update(_unlisted_shards(store, model_tag, current, new))
+            removals |= _gone(store, present, new.values())
         pending = [
             shard for shard_id, shard in sorted(new.items()) if shard_id not in current.shards
         ]
@@ -73,10 +109,10 @@ def apply(
         tombstones = set(current.tombstones | removals)
         if not pending and tombstones == current.tombstones and not healing:
             return current
-        live = _live_keys(store, model_tag, current)
-        fresh = _fresh_rows(pending, live, tombstones, still_exists)
+        fresh = _fresh_rows(pending, present, tombstones, still_exists)
         entries = [
-            _with_dead(store.bucket, model_tag, entry, tombstones) for entry in current.segments
+            replace(entry, dead=len(keys & tombstones))
+            for entry, keys in zip(current.segments, newest.loaded, strict=True)
         ]
         if fresh is not None:
             built, index_bytes, rows_bytes = segments.build(*fresh, flat_max)
@@ -105,7 +141,7 @@ def apply(
             log.info("manifest %s changed under us (attempt %d); merging again", model_tag, attempt)
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
             continue
-        _forget_other_segments(store, candidate)
+        segment_keys.retain(store, candidate)
         log.info(
             "published %s v%d: %d vectors in %d segments (+%d shards, %d tombstones)",
             model_tag,
@@ -143,12 +179,6 @@ def compact(
     segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
     log.info("compacted %d segments of %s into %s", len(entries), model_tag, built.entry.id)
     return [built.entry]
-
-
-def _with_dead(
-    bucket: str, model_tag: str, entry: SegmentEntry, tombstones: set[str]
-) -> SegmentEntry:
-    return replace(entry, dead=len(_segment_keys[(bucket, model_tag, entry.id)] & tombstones))
 
 
 def _fresh_rows(
@@ -214,48 +244,24 @@ class _Present:
         return any(key in keys for keys in self.key_sets)
 
 
-def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> _Present:
-    return _Present([_keys_of(store, model_tag, entry, current.dim) for entry in current.segments])
+def read_base(store: ObjectStore, model_tag: str) -> manifests.Newest[list[frozenset[str]]]:
+    """The newest valid manifest to build on, with the key set of each of its segments."""
+    return manifests.read_newest_valid(
+        store,
+        model_tag,
+        lambda manifest: [
+            segment_keys.get(store, model_tag, entry, manifest.dim) for entry in manifest.segments
+        ],
+    )
 
 
-def _keys_of(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> frozenset[str]:
-    cache_key = (store.bucket, model_tag, entry.id)
-    if cache_key not in _segment_keys:
-        _segment_keys[cache_key] = frozenset(segments.load(store, model_tag, entry, dim).rows.keys)
-    return _segment_keys[cache_key]
+def _gone(store: ObjectStore, present: _Present, recovered: Iterable[Shard]) -> set[str]:
+    """Indexed or recovered keys whose image is no longer in the bucket.
 
-
-def _forget_other_segments(store: ObjectStore, current: Manifest) -> None:
-    index = (store.bucket, current.model_tag)
-    live = {entry.id for entry in current.segments}
-    for cache_key in [k for k in _segment_keys if k[:2] == index and k[2] not in live]:
-        del _segment_keys[cache_key]
-
-
-def _read_or_recover(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None, int, bool]:
-    """The manifest to build on, the ETag to replace, the version to publish after, and
-    whether the current manifest is damaged (then the newest archived version that
-    validates is the base, the shards it lacks are added back, and publishing heals
-    the index).
+    Only when healing from an archived version: removals published after it were lost
+    with the damaged manifest. One listing of ``images/`` finds them all.
     """
-    try:
-        current, etag = manifests.read(store, model_tag)
-        for entry in current.segments:
-            _keys_of(store, model_tag, entry, current.dim)
-        return current, etag, current.version, False
-    except CorruptIndex as error:
-        log.error("index %s: current manifest refused (%s); recovering", model_tag, error)
-        info = store.head(layout.manifest_key(model_tag))
-        etag = info.etag if info else None
-    versions = manifests.archived_versions(store, model_tag)
-    newest = versions[0] if versions else 0
-    for version in versions[:RECOVERY_DEPTH]:
-        try:
-            base = manifests.read_version(store, model_tag, version)
-            for entry in base.segments:
-                _keys_of(store, model_tag, entry, base.dim)
-        except (CorruptIndex, KeyError) as error:
-            log.error("index %s: archived v%d refused too (%s)", model_tag, version, error)
-            continue
-        return base, etag, newest, True
-    raise CorruptIndex(f"index {model_tag}: no valid manifest among the last {RECOVERY_DEPTH}")
+    candidates = set().union(*present.key_sets, *({row.key for row in s.rows} for s in recovered))
+    for info in store.list(layout.IMAGES):
+        candidates.discard(info.key)
+    return candidates

@@ -12,6 +12,7 @@ import pytest
 from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.embed.model import ClipModel
+from pixsearch.index import update
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.errors import NotFound, SearchError
 from pixsearch.search.requests import build_request
@@ -239,3 +240,20 @@ def test_missing_model_weights_are_503_with_the_setting_to_change(
     broken.start_warmup().join(timeout=60)
     health = broken.health()
     assert (health.status, health.http_status, health.model_loaded) == ("unavailable", 503, False)
+
+
+def test_a_removal_before_any_image_is_an_empty_index_not_an_outage(
+    tiny_model: ClipModel, service: SearchService, settings: Settings, store: ObjectStore
+) -> None:
+    update.apply(
+        store,
+        settings.model_tag,
+        [],
+        [layout.image_key("0" * 64, "png")],
+        flat_max=settings.index_flat_max,
+        compact_segments=settings.index_compact_segments,
+        image_exists=lambda key: store.head(key) is not None,
+    )
+    response = service.search(build_request(settings, k=5, min_score=None, text="a red circle"))
+    assert response.results == []
+    assert response.index_version == 1

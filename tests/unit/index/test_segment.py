@@ -55,7 +55,9 @@ def test_recall_at_k():
     assert recall_at_k(np.array([[4, 3, 9, 9], [5, 0, 0, 0]]), exact) == 3 / 8
 
 
-def test_shard_id_depends_on_the_set_of_key_etag_pairs_only():
+def test_shard_id_depends_on_the_set_of_row_identities_only():
     pairs = [("images/a.png", "e1"), ("images/b.png", "e2")]
     assert shard_id(pairs) == shard_id(pairs[::-1]) == shard_id(pairs + pairs[:1])
     assert shard_id(pairs) != shard_id([("images/a.png", "e1"), ("images/b.png", "e3")])
+    uploaded_again = [("images/a.png", "e1", "2026-01-02T00:00:01"), pairs[1]]
+    assert shard_id(pairs) != shard_id(uploaded_again)
