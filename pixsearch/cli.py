@@ -72,6 +72,14 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return rebuild.command(args.model_tag, settings)
 
 
+def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.index import retention
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    return retention.command(args.model_tag, args.dry_run, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -135,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-tag", help="the index to rebuild (default: the configured model's)"
     )
     rebuild.set_defaults(run=_index_rebuild)
+    gc = index_commands.add_parser(
+        "gc",
+        help="delete index objects no kept manifest references, older than the grace period",
+    )
+    gc.add_argument("--model-tag", help="the index to clean (default: the configured model's)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    gc.set_defaults(run=_index_gc)
     return parser
 
 

@@ -62,8 +62,20 @@ class Settings(BaseSettings):
     download_decode: bool = True
 
     # Index
-    index_compact_segments: int = Field(default=8, ge=2)
+    # Segments of similar size that merge into one (tiered compaction's fan-out).
+    index_compact_segments: int = Field(default=4, ge=2)
+    # Segments up to this many rows are exact (Flat); larger ones IVF-SQ8.
     index_flat_max: int = Field(default=50_000, ge=1)
+    # Inverted lists of the IVF template, trained once per index.
+    index_ivf_nlist: int = Field(default=1024, ge=1)
+    # One index run's memory and time: by default the index function's size as deployed
+    # (Lambda's own AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the topology's, which
+    # infra/template.yaml states too). Merges are sized to fit.
+    index_memory_mb: int = Field(default_factory=lambda: _index_function_memory_mb(), ge=128)
+    index_time_s: float = Field(default_factory=lambda: _index_function_timeout_s(), gt=0)
+    # How long unreferenced index objects and expired tombstones are kept: longer than a
+    # search instance takes to load a version it has started reading.
+    index_grace_s: float = Field(default=3600.0, ge=0)
 
     # Search
     search_k_max: int = Field(default=100, ge=1)
@@ -91,6 +103,19 @@ class Settings(BaseSettings):
         from pixsearch.layout import model_tag
 
         return model_tag(self.model, self.pretrained)
+
+
+def _index_function_memory_mb() -> int:
+    from pixsearch.topology import stage
+
+    deployed = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    return int(deployed) if deployed.isdigit() else stage("index").memory_mb
+
+
+def _index_function_timeout_s() -> float:
+    from pixsearch.topology import stage
+
+    return float(stage("index").function_timeout_s)
 
 
 def _default_data_dir() -> Path:

@@ -119,6 +119,25 @@ def segment_rows_key(tag: str, segment_id: str) -> str:
     return f"{INDEX}{tag}/segments/{segment_id}.rows.parquet"
 
 
+def segment_keys_key(tag: str, segment_id: str) -> str:
+    """64-bit hashes of a segment's image keys, in row order (for dedup and tombstones)."""
+    return f"{INDEX}{tag}/segments/{segment_id}.keys.npy"
+
+
+def segments_prefix(tag: str) -> str:
+    return f"{INDEX}{tag}/segments/"
+
+
+def quantizer_key(tag: str, quantizer_id: str) -> str:
+    """The index's trained, empty IVF template that its IVF segments share."""
+    return f"{INDEX}{tag}/quantizers/{quantizer_id}.faiss"
+
+
+def shard_set_key(tag: str, set_id: str) -> str:
+    """Shard ids folded into the index, as one immutable sorted array."""
+    return f"{INDEX}{tag}/shardsets/{set_id}.npy"
+
+
 def manifest_version_key(tag: str, version: int) -> str:
     """An immutable copy of each published manifest, kept for recovery."""
     return f"{INDEX}{tag}/manifests/{version:010d}.json"

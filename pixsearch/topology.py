@@ -79,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
         batch_size=100,
         batching_window_s=5,
         max_concurrency=1,
-        memory_mb=2048,
+        memory_mb=3008,
     ),
 )
 

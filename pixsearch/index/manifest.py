@@ -1,10 +1,12 @@
 """MANIFEST.json: the one mutable object of an index, naming everything that is live.
 
-It lists the immutable segments (with checksums, counts and FAISS parameters),
-every shard already folded in (so none is counted twice), and the tombstoned
-image keys. It carries a checksum of its own content, so a damaged manifest is
-refused rather than half-read. Publication is ``IfMatch`` on the ETag that was
-read; each published version is also kept under ``manifests/`` for recovery.
+It lists the immutable segments (with checksums, counts and FAISS parameters), the
+index's shared IVF template, the shards already folded in (so none is counted
+twice: recent ones inline, older ones in an immutable shard-set object it names),
+and the tombstoned image keys with the time of their removal. It carries a checksum
+of its own content, so a damaged manifest is refused rather than half-read.
+Publication is ``IfMatch`` on the ETag that was read; each published version is also
+kept under ``manifests/`` for recovery.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from pixsearch import layout
 from pixsearch.storage import ObjectNotFound, ObjectStore
 
-FORMAT = 1
+FORMAT = 2
 RECOVERY_DEPTH = 10  # archived versions tried, newest first, when the current one is refused
 
 T = TypeVar("T")
@@ -39,12 +41,36 @@ class SegmentEntry:
     factory: str
     index_sha256: str
     rows_sha256: str
+    keys_sha256: str
+    quantizer: str = ""  # the IVF template it was built from ("" for flat)
     params: dict[str, int] = field(default_factory=dict)
-    dead: int = 0  # rows whose key is tombstoned (dropped at the next compaction)
+    bytes: int = 0  # size of the serialized FAISS index
+    index_etag: str = ""  # the store's ETag of that object: a HEAD tells it was replaced
+    dead: int = 0  # rows whose key is tombstoned (dropped when the segment is merged)
 
     @property
     def live(self) -> int:
         return self.count - self.dead
+
+
+@dataclass(frozen=True)
+class QuantizerEntry:
+    """The index's trained, empty IVF index: every IVF segment starts as a copy of it."""
+
+    id: str
+    sha256: str
+    factory: str
+    nlist: int
+    nprobe: int  # calibrated on the training sample for recall@10
+
+
+@dataclass(frozen=True)
+class ShardSetEntry:
+    """An immutable object listing shard ids folded in before the inline ones."""
+
+    id: str
+    sha256: str
+    count: int
 
 
 @dataclass(frozen=True)
@@ -53,8 +79,10 @@ class Manifest:
     dim: int = 0
     version: int = 0
     segments: tuple[SegmentEntry, ...] = ()
-    shards: frozenset[str] = frozenset()
-    tombstones: frozenset[str] = frozenset()
+    shards: frozenset[str] = frozenset()  # folded in since ``shard_set`` was written
+    tombstones: dict[str, float] = field(default_factory=dict)  # key -> removal (unix s)
+    quantizer: QuantizerEntry | None = None
+    shard_set: ShardSetEntry | None = None
 
     @property
     def vector_count(self) -> int:
@@ -77,8 +105,10 @@ class Manifest:
             "vector_count": self.vector_count,
             "segment_count": len(self.segments),
             "segments": [vars(segment) for segment in self.segments],
+            "quantizer": vars(self.quantizer) if self.quantizer else None,
+            "shard_set": vars(self.shard_set) if self.shard_set else None,
             "shards": sorted(self.shards),
-            "tombstones": sorted(self.tombstones),
+            "tombstones": dict(sorted(self.tombstones.items())),
         }
 
 
@@ -90,14 +120,19 @@ def parse(data: bytes, model_tag: str) -> Manifest:
         if checksum != _checksum(body):
             raise CorruptIndex("manifest checksum does not match its content")
         if body["format"] != FORMAT:
-            raise CorruptIndex(f"manifest format {body['format']!r} is not {FORMAT}")
+            raise CorruptIndex(
+                f"manifest format {body['format']!r} is not {FORMAT}; "
+                "`pixsearch index rebuild` makes a current one from the shards"
+            )
         manifest = Manifest(
             model_tag=body["model_tag"],
             dim=int(body["dim"]),
             version=int(body["version"]),
             segments=tuple(SegmentEntry(**segment) for segment in body["segments"]),
             shards=frozenset(body["shards"]),
-            tombstones=frozenset(body["tombstones"]),
+            tombstones={str(key): float(at) for key, at in body["tombstones"].items()},
+            quantizer=QuantizerEntry(**body["quantizer"]) if body["quantizer"] else None,
+            shard_set=ShardSetEntry(**body["shard_set"]) if body["shard_set"] else None,
         )
     except CorruptIndex:
         raise
@@ -112,6 +147,8 @@ def parse(data: bytes, model_tag: str) -> Manifest:
     for segment in manifest.segments:
         if segment.kind not in KINDS or not 0 <= segment.dead <= segment.count:
             raise CorruptIndex(f"segment {segment.id}: bad kind or counts")
+        if segment.quantizer and segment.quantizer != getattr(manifest.quantizer, "id", None):
+            raise CorruptIndex(f"segment {segment.id}: built from another IVF template")
     if manifest.segments and manifest.dim <= 0:
         raise CorruptIndex("manifest has segments but no dimension")
     return manifest

@@ -43,6 +43,7 @@ ACCESS: dict[str, dict[str, set[str]]] = {
     "index": {
         "s3:GetObject": {layout.EMBEDDINGS, layout.INDEX, layout.IMAGES},
         "s3:PutObject": {layout.INDEX},
+        "s3:DeleteObject": {layout.INDEX},
     },
     "search": {"s3:GetObject": {layout.INDEX, layout.IMAGES, MODELS}},
 }
@@ -120,6 +121,16 @@ def test_parameter_defaults_match_settings_and_topology() -> None:
     assert parameters["SearchKMax"]["Default"] == defaults.search_k_max
     for spec in topology.STAGES:
         assert parameters[f"{spec.name.capitalize()}MemorySize"]["Default"] == spec.memory_mb
+
+
+def test_index_run_limits_are_the_index_function_size() -> None:
+    """An index run sizes its merges to the memory and time the template gives it."""
+    parameters = template()["Parameters"]
+    function = resource("IndexFunction")["Properties"]
+    defaults = Settings()
+    assert function["MemorySize"] == {"Ref": "IndexMemorySize"}
+    assert parameters["IndexMemorySize"]["Default"] == defaults.index_memory_mb
+    assert function["Timeout"] == defaults.index_time_s
 
 
 def _template_notifications() -> set[tuple[str, str, str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import update
+from pixsearch.index.compaction import Limits
 from pixsearch.index.reader import load_snapshot
 from pixsearch.index.rebuild import rebuild
 from pixsearch.shards import Shard
@@ -39,8 +40,7 @@ def _apply(store, shards=(), removed=(), *, compact_segments=8, image_exists=Non
         TAG,
         shards,
         removed,
-        flat_max=1000,
-        compact_segments=compact_segments,
+        limits=Limits(flat_max=1000, fanout=compact_segments, nlist=16),
         image_exists=image_exists or (lambda key: store.head(key) is not None),
     )
 
@@ -77,7 +77,7 @@ def test_rebuild_keeps_what_the_index_stage_published_meanwhile(store: ObjectSto
         _apply(store, [_shard(store, 10, 3)], [removed])
 
     hooked.before("put_if_absent", "/segments/", live_index_stage)
-    rebuilt = rebuild(hooked, TAG, flat_max=1000)
+    rebuilt = rebuild(hooked, TAG, limits=Limits(flat_max=1000, nlist=16))
     assert hooked.fired
     assert removed in rebuilt.tombstones
     assert rebuilt.vector_count == 6
@@ -99,8 +99,8 @@ def test_recovery_from_a_damaged_manifest_keeps_later_removals(store: ObjectStor
 
 
 def test_concurrent_runs_in_one_process_share_the_segment_key_cache(store: ObjectStore):
-    _apply(store, [_shard(store, 0, 3)], compact_segments=2)
-    _apply(store, [_shard(store, 3, 2)], compact_segments=2)
+    _apply(store, [_shard(store, 0, 4)], compact_segments=2)  # tiers by log2 of size: 2
+    _apply(store, [_shard(store, 4, 2)], compact_segments=2)  # tier 1
     gone = _keys(9, 1)[0]
     _apply(store, removed=[gone], compact_segments=2)
     competitor_ran = []
@@ -109,7 +109,7 @@ def test_concurrent_runs_in_one_process_share_the_segment_key_cache(store: Objec
         if key == gone and not competitor_ran:
             # Another run in this process compacts the segments this run has just read
             # (and evicts their cached keys) while this one is between read and publish.
-            competitor_ran.append(_apply(store, [_shard(store, 5, 2)], compact_segments=2))
+            competitor_ran.append(_apply(store, [_shard(store, 6, 2)], compact_segments=2))
         return store.head(key) is not None
 
     late = write_shard(store, TAG, [gone, *_keys(10, 1)], unit_vectors(2, DIM, 7))
@@ -117,7 +117,7 @@ def test_concurrent_runs_in_one_process_share_the_segment_key_cache(store: Objec
     published = _apply(store, [late], compact_segments=2, image_exists=exists)
     assert len(competitor_ran[0].segments) == 1  # the competitor did compact
     assert gone in published.tombstones
-    assert _live(store) == set(_keys(0, 7) + _keys(10, 1))
+    assert _live(store) == set(_keys(0, 8) + _keys(10, 1))
 
 
 def test_a_removal_before_any_shard_publishes_an_empty_searchable_index(store: ObjectStore):
@@ -125,4 +125,4 @@ def test_a_removal_before_any_shard_publishes_an_empty_searchable_index(store: O
     assert (published.dim, published.segments) == (0, ())
     snapshot = load_snapshot(store, TAG)
     assert snapshot.search(unit_vectors(2, DIM, 0), k=5) == [[], []]
-    assert manifests.read(store, TAG)[0].tombstones == {_keys(0, 1)[0]}
+    assert set(manifests.read(store, TAG)[0].tombstones) == {_keys(0, 1)[0]}
