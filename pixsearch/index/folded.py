@@ -15,8 +15,8 @@ import numpy as np
 
 from pixsearch import layout
 from pixsearch.index.manifest import CorruptIndex, Manifest, ShardSetEntry
-from pixsearch.index.segment import put_immutable
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.index.segment import get_checked, put_immutable
+from pixsearch.storage import ObjectStore
 
 INLINE_MAX = 256
 
@@ -58,13 +58,7 @@ def _read(store: ObjectStore, model_tag: str, entry: ShardSetEntry) -> frozenset
         found = _loaded.get(cache_key)
     if found is not None:
         return found
-    key = layout.shard_set_key(model_tag, entry.id)
-    try:
-        data = store.get(key)
-    except ObjectNotFound as error:
-        raise CorruptIndex(f"shard set {entry.id}: {error}") from None
-    if hashlib.sha256(data).hexdigest() != entry.sha256:
-        raise CorruptIndex(f"shard set {entry.id}: checksum mismatch")
+    data = get_checked(store, layout.shard_set_key(model_tag, entry.id), entry.sha256)
     array = np.load(io.BytesIO(data), allow_pickle=False)
     if array.dtype != np.uint8 or array.shape != (entry.count, 16):
         raise CorruptIndex(f"shard set {entry.id}: {array.shape} ids, {entry.count} expected")

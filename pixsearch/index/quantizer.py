@@ -17,9 +17,9 @@ import faiss
 import numpy as np
 
 from pixsearch import layout
-from pixsearch.index.manifest import CorruptIndex, QuantizerEntry
-from pixsearch.index.segment import put_immutable
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.index.manifest import QuantizerEntry
+from pixsearch.index.segment import get_checked, put_immutable
+from pixsearch.storage import ObjectStore
 
 RECALL_TARGET = 0.97  # measured on a sample; the promise is >= 0.95
 CALIBRATION_QUERIES = 200
@@ -66,13 +66,7 @@ def load(store: ObjectStore, model_tag: str, entry: QuantizerEntry) -> Template:
     with _lock:
         index = _loaded.get(cache_key)
     if index is None:
-        key = layout.quantizer_key(model_tag, entry.id)
-        try:
-            data = store.get(key)
-        except ObjectNotFound as error:
-            raise CorruptIndex(f"IVF template {entry.id}: {error}") from None
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise CorruptIndex(f"IVF template {entry.id}: checksum mismatch")
+        data = get_checked(store, layout.quantizer_key(model_tag, entry.id), entry.sha256)
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         with _lock:
             _loaded[cache_key] = index

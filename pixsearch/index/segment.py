@@ -258,8 +258,8 @@ def check_unchanged(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> 
 
 def load(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> Segment:
     """Read a segment and check it against its manifest entry; :class:`CorruptIndex` if off."""
-    index_bytes = _checked(store, layout.segment_key(model_tag, entry.id), entry.index_sha256)
-    rows_bytes = _checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
+    index_bytes = get_checked(store, layout.segment_key(model_tag, entry.id), entry.index_sha256)
+    rows_bytes = get_checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
     hashes = load_hashes(store, model_tag, entry)
     try:
         index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
@@ -277,7 +277,7 @@ def load(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> S
 
 def load_rows(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> Rows:
     """A segment's row table alone, checksum verified."""
-    data = _checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
+    data = get_checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
     try:
         return _rows_from_parquet(data)
     except (ValueError, pa.ArrowException) as error:
@@ -286,7 +286,7 @@ def load_rows(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> Rows:
 
 def load_hashes(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> np.ndarray:
     """The key hashes of a segment's rows, in row order (one small object)."""
-    data = _checked(store, layout.segment_keys_key(model_tag, entry.id), entry.keys_sha256)
+    data = get_checked(store, layout.segment_keys_key(model_tag, entry.id), entry.keys_sha256)
     try:
         hashes = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as error:
@@ -304,7 +304,8 @@ def search_parameters(
     return faiss.SearchParameters(sel=selector)
 
 
-def _checked(store: ObjectStore, key: str, sha256: str) -> bytes:
+def get_checked(store: ObjectStore, key: str, sha256: str) -> bytes:
+    """An immutable object's bytes; :class:`CorruptIndex` if missing or not ``sha256``."""
     try:
         data = store.get(key)
     except ObjectNotFound as error:
