@@ -47,7 +47,7 @@ def ingest(store: ObjectStore, pipeline: Dispatcher, name: str, urls: list[str])
     """Upload a URL list, run the pipeline dry; the image key of each URL."""
     store.put(f"urls/{name}.txt", ("\n".join(urls) + "\n").encode())
     pipeline.drain()
-    rows = [row for part in read_maps(store, name) for row in part.rows]
+    rows = [row for part in read_maps(store, f"{name}.txt") for row in part.rows]
     assert all(row.status == "ok" for row in rows), rows
     return {row.url: row.key for row in rows}
 
