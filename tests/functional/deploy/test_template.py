@@ -13,6 +13,7 @@ from cfnlint.api import lint_file
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings
+from tests.fixtures.tools import missing_tool
 from tests.functional.deploy.sources import (
     ROOT,
     STACK_QUEUE_PREFIX,
@@ -63,7 +64,7 @@ def test_sam_cli_builds_and_validates_this_template() -> None:
 def test_sam_validates_offline_without_credentials(tmp_path: Path) -> None:
     sam = tool("sam")
     if sam is None:
-        pytest.skip("aws-sam-cli is not installed (make tools)")
+        missing_tool("aws-sam-cli is not installed (make tools)")
     environment = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
