@@ -11,6 +11,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
     search_query_cache_size: int = Field(default=1024, ge=0)
     # An image_url query waits for its fetch: a shorter cap than for ingestion.
     search_fetch_timeout_s: float = Field(default=10.0, gt=0)
+    # Non-public host:port pairs or CIDRs an image_url query may fetch from. Its own list,
+    # empty by default: a public API never inherits the downloader's PIXSEARCH_DOWNLOAD_ALLOW.
+    search_image_url_allow: str = ""
+
+    # How the web app and `pixsearch search --api-url` call the search API: "none", or
+    # "iam" to sign requests with AWS SigV4 (the deployed API's default ApiAuth).
+    api_auth: Literal["none", "iam"] = "none"
 
     # Local stack
     data_dir: Path = Field(default_factory=lambda: _default_data_dir())

@@ -20,7 +20,12 @@ from yarl import URL
 
 from pixsearch.config import Settings
 from pixsearch.download.outcome import DownloadFailure
-from pixsearch.download.ssrf import AddressPolicy, BadUrl, BlockedAddress, VettingResolver
+from pixsearch.download.ssrf import (
+    AddressPolicy,
+    BadUrl,
+    BlockedAddress,
+    VettingResolver,
+)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ROBOTS_DIRECTIVES = frozenset({"noai", "noimageai"})
@@ -48,25 +53,33 @@ class Fetcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.policy = AddressPolicy.from_allow_list(settings.download_allow)
-        self._session: aiohttp.ClientSession | None = None
+        # One session per policy: each resolver vets (and caches) names for its policy.
+        self._sessions: dict[AddressPolicy, aiohttp.ClientSession] = {}
+        self._resolvers: dict[AddressPolicy, VettingResolver] = {}
 
     async def __aenter__(self) -> Fetcher:
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.download_concurrency,
-            limit_per_host=self.settings.download_per_host_concurrency,
-            resolver=VettingResolver(self.policy),
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={
-                "User-Agent": self.settings.download_user_agent,
-                "Accept": "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5",
-            },
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
+        self._session_for(self.policy)
         return self
+
+    def _session_for(self, policy: AddressPolicy) -> aiohttp.ClientSession:
+        if policy not in self._sessions:
+            self._resolvers[policy] = VettingResolver(policy)
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.download_concurrency,
+                limit_per_host=self.settings.download_per_host_concurrency,
+                resolver=self._resolvers[policy],
+                ttl_dns_cache=300,
+            )
+            self._sessions[policy] = aiohttp.ClientSession(
+                connector=connector,
+                headers={
+                    "User-Agent": self.settings.download_user_agent,
+                    "Accept": "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5",
+                },
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return self._sessions[policy]
 
     async def __aexit__(
         self,
@@ -74,8 +87,8 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
     async def fetch(self, url: str, deadline: float | None = None) -> Fetched:
         """The body at ``url``; :class:`DownloadFailure` with a reason code otherwise.
@@ -114,15 +127,18 @@ class Fetcher:
         return random.uniform(0, self.settings.download_backoff_s * 2**attempt)
 
     async def _follow(self, url: str) -> Fetched:
-        assert self._session is not None, "use Fetcher as an async context manager"
+        assert self._sessions, "use Fetcher as an async context manager"
         current = _parse(url)
+        policy = self.policy
         for _ in range(self.settings.download_max_redirects + 1):
-            _check(self.policy, current)
+            _check(policy, current)
             try:
-                async with self._session.get(
+                async with self._session_for(policy).get(
                     current, allow_redirects=False, timeout=self._timeout()
                 ) as response:
                     if response.status in REDIRECTS and "Location" in response.headers:
+                        hop = self._resolvers[policy].address_of(current.raw_host or "")
+                        policy = policy.after_hop_to(hop)
                         current = _parse(str(current.join(URL(response.headers["Location"]))))
                         continue
                     return await self._accept(current, response)

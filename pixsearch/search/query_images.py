@@ -30,9 +30,11 @@ class QueryImages:
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
-        # A query waits for its image: cap time and bytes as for an upload, retry once.
+        # A query waits for its image: cap time and bytes as for an upload, retry once; only
+        # its own allow-list opens non-public addresses.
         self.fetch_settings = settings.model_copy(
             update={
+                "download_allow": settings.search_image_url_allow,
                 "download_max_bytes": settings.search_upload_max_bytes,
                 "download_total_timeout_s": min(
                     settings.download_total_timeout_s, settings.search_fetch_timeout_s

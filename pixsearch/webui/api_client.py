@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import requests
+import requests.auth
 from pydantic import ValidationError
 
+from pixsearch.config import Settings
 from pixsearch.search.requests import UPLOAD_FIELD
 from pixsearch.search.responses import Health, SearchResponse
 
@@ -44,10 +46,22 @@ class ApiError(Exception):
 class SearchApi:
     """``POST /search``, ``POST /search/image`` and ``GET /health`` of one API base URL."""
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = 60.0, auth: requests.auth.AuthBase | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._http = requests.Session()
+        self._http.auth = auth
+
+    @classmethod
+    def from_settings(cls, base_url: str, settings: Settings) -> SearchApi:
+        """A client that signs its requests when ``PIXSEARCH_API_AUTH=iam``."""
+        if settings.api_auth == "iam":
+            from pixsearch.webui.sigv4 import SigV4
+
+            return cls(base_url, auth=SigV4(settings.region))
+        return cls(base_url)
 
     def search_text(self, text: str, k: int) -> SearchResponse:
         return self._search({"query_text": text, "k": k})
