@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Path(tempfile.gettempdir()) / "pixsearch-weights"
 
     # Download
+    # The memory the download function may use (worst case, with margin); every memory
+    # limit of the stage derives from it. On Lambda it is the function's memory.
+    download_memory_mb: int = Field(
+        default=1024,
+        ge=128,
+        validation_alias=AliasChoices(
+            "PIXSEARCH_DOWNLOAD_MEMORY_MB", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "download_memory_mb"
+        ),
+    )
     download_concurrency: int = Field(default=64, ge=1)
     download_per_host_concurrency: int = Field(default=16, ge=1)
     download_connect_timeout_s: float = Field(default=10.0, gt=0)

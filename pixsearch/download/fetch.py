@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from pixsearch.config import Settings
+from pixsearch.download.budget import BytePool
 from pixsearch.download.outcome import DownloadFailure
 from pixsearch.download.ssrf import (
     AddressPolicy,
@@ -38,6 +39,8 @@ class Fetched:
     url: str
     body: bytes
     content_type: str
+    reserved: int = 0
+    """Bytes this body holds of the fetcher's pool; the caller releases them when done."""
 
 
 class _Retryable(Exception):
@@ -50,8 +53,9 @@ class _Retryable(Exception):
 class Fetcher:
     """Fetches image URLs for one invocation: ``async with Fetcher(settings) as fetcher``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pool: BytePool | None = None) -> None:
         self.settings = settings
+        self.pool = pool
         self.policy = AddressPolicy.from_allow_list(settings.download_allow)
         # One session per policy: each resolver vets (and caches) names for its policy.
         self._sessions: dict[AddressPolicy, aiohttp.ClientSession] = {}
@@ -179,20 +183,34 @@ class Fetcher:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type.startswith("text/"):
             raise DownloadFailure("not_image", f"server sent {content_type}, not an image")
-        body = await self._read_capped(response)
-        return Fetched(url=str(url), body=body, content_type=content_type)
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self.settings.download_max_bytes
         length = response.content_length
         if length is not None and length > cap:
             raise _too_large(cap, f"Content-Length is {length}")
         # Content-Length counts compressed bytes: a compressed body is capped as it inflates.
-        if (
-            length is not None
-            and response.headers.get("Content-Encoding", "identity") == "identity"
-        ):
-            return await response.read()
+        encoding = response.headers.get("Content-Encoding", "identity")
+        known = length is not None and encoding == "identity"
+        # Chunks, then their joined copy: twice the body while it is read.
+        reserved = await self._reserve(2 * (length if known and length is not None else cap))
+        try:
+            body = await (response.read() if known else self._read_capped(response))
+        except BaseException:
+            self.release(reserved)
+            raise
+        kept = min(reserved, len(body))
+        self.release(reserved - kept)
+        return Fetched(url=str(url), body=body, content_type=content_type, reserved=kept)
+
+    async def _reserve(self, n: int) -> int:
+        return await self.pool.acquire(n) if self.pool is not None else 0
+
+    def release(self, n: int) -> None:
+        """Give ``n`` reserved bytes back to the pool (a :class:`Fetched`'s ``reserved``)."""
+        if self.pool is not None and n:
+            self.pool.release(n)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        cap = self.settings.download_max_bytes
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK):

@@ -119,6 +119,9 @@ def test_parameter_defaults_match_settings_and_topology() -> None:
     assert parameters["Pretrained"]["Default"] == defaults.pretrained
     assert parameters["DownloadConcurrency"]["Default"] == defaults.download_concurrency
     assert parameters["DownloadMaxBytes"]["Default"] == defaults.download_max_bytes
+    # Lambda passes the function's memory on (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); locally the
+    # budget defaults to the same figure.
+    assert parameters["DownloadMemorySize"]["Default"] == defaults.download_memory_mb
     assert parameters["SearchKMax"]["Default"] == defaults.search_k_max
     for spec in topology.STAGES:
         assert parameters[f"{spec.name.capitalize()}MemorySize"]["Default"] == spec.memory_mb
