@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     moto_port: int = 4566
     api_host: str = "127.0.0.1"
     api_port: int = 5001
+    # Worker threads of the local API server (waitress) and the connections it accepts.
+    api_threads: int = Field(default=16, ge=1)
+    api_connection_limit: int = Field(default=256, ge=1)
     webapp_port: int = 8501
     # Local queues use a short visibility timeout that the dispatcher extends while a
     # batch is in flight, so a failed record is retried in seconds, not hours.
