@@ -63,9 +63,9 @@ def _ask_api(
     """The same query through a search API (signed when ``PIXSEARCH_API_AUTH=iam``)."""
     api = SearchApi.from_settings(api_url, settings)
     if request.text is not None:
-        return api.search_text(request.text, request.k)
+        return api.search_text(request.text, request.k, request.min_score)
     assert request.image_bytes is not None and image is not None
-    return api.search_upload(request.image_bytes, image.name, request.k)
+    return api.search_upload(request.image_bytes, image.name, request.k, request.min_score)
 
 
 def format_table(response: SearchResponse) -> str:

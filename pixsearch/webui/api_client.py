@@ -63,18 +63,24 @@ class SearchApi:
             return cls(base_url, auth=SigV4(settings.region))
         return cls(base_url)
 
-    def search_text(self, text: str, k: int) -> SearchResponse:
-        return self._search({"query_text": text, "k": k})
+    def search_text(self, text: str, k: int, min_score: float | None = None) -> SearchResponse:
+        query: dict[str, Any] = {"query_text": text, "k": k}
+        if min_score is not None:
+            query["min_score"] = min_score
+        return self._search(query)
 
     def search_image_key(self, image_key: str, k: int) -> SearchResponse:
         return self._search({"image_key": image_key, "k": k})
 
-    def search_upload(self, image: bytes, filename: str, k: int) -> SearchResponse:
+    def search_upload(
+        self, image: bytes, filename: str, k: int, min_score: float | None = None
+    ) -> SearchResponse:
+        fields = {"k": str(k)} | ({"min_score": str(min_score)} if min_score is not None else {})
         body = self._call(
             "POST",
             "/search/image",
             files={UPLOAD_FIELD: (filename, image, "application/octet-stream")},
-            data={"k": str(k)},
+            data=fields,
         )
         return _parse(SearchResponse, body)
 

@@ -8,11 +8,10 @@ import pytest
 
 from pixsearch.config import Settings
 from pixsearch.embed.model import ClipModel
-from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import make_image
-from tests.fixtures.model import StoredImage, store_images
+from tests.fixtures.model import StoredImage
 from tests.fixtures.search import ADAPTERS, ApiClient, ApiResponse
 
 
@@ -138,13 +137,6 @@ def test_without_an_index_search_and_health_are_503(api: ApiClient) -> None:
     assert health.body["status"] == "unavailable"
     assert "no index" in health.body["reason"]
     assert health.body["index_version"] is None
-
-
-@pytest.fixture
-def indexed(tiny_model: ClipModel, store: ObjectStore, pipeline: Dispatcher) -> list[StoredImage]:
-    images = store_images(store, 6)
-    pipeline.drain()
-    return images
 
 
 def test_text_search_answers_the_documented_shape(

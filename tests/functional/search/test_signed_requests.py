@@ -15,8 +15,6 @@ from botocore.credentials import Credentials
 from mangum import Mangum
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
-from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search import command
 from pixsearch.search.fastapi_app import create_fastapi_app
 from pixsearch.search.service import SearchService
@@ -24,14 +22,7 @@ from pixsearch.storage import ObjectStore
 from pixsearch.webui.api_client import ApiError, SearchApi
 from pixsearch.webui.sigv4 import SigV4
 from tests.fixtures.gateway import IamGateway, serve_iam_gateway, sigv4_problem
-from tests.fixtures.model import StoredImage, store_images
-
-
-@pytest.fixture
-def indexed(tiny_model: ClipModel, store: ObjectStore, pipeline: Dispatcher) -> list[StoredImage]:
-    images = store_images(store, 6)
-    pipeline.drain()
-    return images
+from tests.fixtures.model import StoredImage
 
 
 @pytest.fixture
@@ -124,6 +115,13 @@ def test_the_cli_searches_through_the_protected_api(
     assert command.run(text="red", k=2, settings=iam, api_url=gateway.url, out=out, err=err) == 0
     assert "2 results" in out.getvalue()
     assert len(gateway.forwarded) == 1
+    picky = io.StringIO()
+    assert (
+        command.run(text="red", k=2, min_score=0.9999, settings=iam, api_url=gateway.url, out=picky)
+        == 0
+    )
+    assert "0 results" in picky.getvalue()
 
+    err = io.StringIO()
     assert command.run(text="red", k=2, settings=settings, api_url=gateway.url, err=err) == 2
     assert "403" in err.getvalue() or "Forbidden" in err.getvalue()
