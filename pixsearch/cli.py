@@ -44,9 +44,15 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.runtime.stack import use_running_stack
     from pixsearch.search import command
 
-    use_running_stack(settings)
+    if not args.api_url:
+        use_running_stack(settings)
     return command.run(
-        text=args.text, image=args.image, k=args.k, min_score=args.min_score, settings=settings
+        text=args.text,
+        image=args.image,
+        k=args.k,
+        min_score=args.min_score,
+        settings=settings,
+        api_url=args.api_url,
     )
 
 
@@ -115,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", type=Path, help="search with this image file instead")
     search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--min-score", type=float, help="drop results scoring below this")
+    search.add_argument(
+        "--api-url",
+        help="ask this search API instead of searching in this process "
+        "(PIXSEARCH_API_AUTH=iam signs the requests with AWS SigV4)",
+    )
     search.set_defaults(run=_search)
 
     ingest = commands.add_parser(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -27,6 +27,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 TEST_EVENT = "s3:TestEvent"
 
 log = logging.getLogger(__name__)
+
+
+def encode_key(key: str) -> str:
+    """``key`` as S3 writes it into a notification: URL-encoded, ``+`` for a space, ``/`` kept.
+
+    (moto also escapes ``/`` as ``%2F``; :func:`parse_record` decodes both.)
+    """
+    return quote_plus(key, safe="/")
 
 
 class EventParseError(ValueError):

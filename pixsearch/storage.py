@@ -91,14 +91,25 @@ class ObjectStore:
         return self.get_with_info(key)[0]
 
     def get_with_info(self, key: str) -> tuple[bytes, ObjectInfo]:
+        response = self._get_object(key)
+        body = response["Body"].read()
+        return body, self._info(key, response, len(body))
+
+    def stream(
+        self, key: str, chunk_bytes: int = 1024 * 1024
+    ) -> tuple[Iterator[bytes], ObjectInfo]:
+        """The object's bytes in chunks as they arrive (never all in memory), and its info."""
+        response = self._get_object(key)
+        info = self._info(key, response, int(response.get("ContentLength") or 0))
+        return response["Body"].iter_chunks(chunk_bytes), info
+
+    def _get_object(self, key: str) -> dict[str, Any]:
         try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            return self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _error_code(error) in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from error
             raise
-        body = response["Body"].read()
-        return body, self._info(key, response, len(body))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
