@@ -120,7 +120,7 @@ def _render_queues(stages: dict[str, dict[str, int]], version: int, vectors: int
     st.dataframe(rows, hide_index=True, width="stretch")
     if dead:
         st.warning(
-            f"{dead} message(s) in dead-letter queues: records that failed twice. "
+            f"{dead} message(s) in dead-letter queues: records that failed on every delivery. "
             "`pixsearch status` lists them per stage."
         )
 
