@@ -52,14 +52,15 @@ class ObjectInfo:
 
 
 @lru_cache(maxsize=8)
-def client(service: str, region: str = "us-east-1") -> Any:
+def client(service: str, region: str = "us-east-1", *, max_attempts: int = 5) -> Any:
     """A boto3 client with botocore's standard retry mode.
 
     The endpoint comes from ``AWS_ENDPOINT_URL[_S3|_SQS]`` as boto3 reads it.
     Clients are thread-safe and cached per process (Lambda container reuse).
+    ``max_attempts=1`` suits a probe whose failure has a fallback.
     """
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=64,
         s3={"addressing_style": "path"},
     )
