@@ -87,7 +87,7 @@ def redrive(settings: Settings, stage: str | None = None) -> list[RedriveResult]
         if not waiting:
             results.append(RedriveResult(name, "nothing to move", 0))
             continue
-        probe = client("sqs", settings.region, max_attempts=1)
+        probe = client("sqs", settings.region, retries=0)
         handle = _start_move_task(probe, attributes["QueueArn"], urls.queue)
         if handle is not None:
             results.append(RedriveResult(name, "move task", waiting, handle))
