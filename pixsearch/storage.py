@@ -52,7 +52,7 @@ class ObjectInfo:
 
 
 @lru_cache(maxsize=8)
-def client(service: str, region: str = "us-east-1", *, retries: int = 6) -> Any:
+def client(service: str, region: str = "us-east-1", *, retries: int = 4) -> Any:
     """A boto3 client that retries transient errors (connection resets, 5xx, throttling).
 
     botocore's legacy retry mode: exponential backoff with jitter and, unlike the

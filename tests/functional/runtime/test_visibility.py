@@ -8,14 +8,18 @@ from pixsearch.runtime.visibility import InFlight, extend
 from pixsearch.storage import client
 
 
-def receive(queue_url: str, count: int, visibility_s: int) -> list[dict]:
+def received(queue_url: str, *bodies: str) -> dict[str, str]:
+    """``bodies`` sent to an emptied queue and received with a 1 s visibility: receipt by body."""
     sqs = client("sqs")
+    sqs.purge_queue(QueueUrl=queue_url)
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     messages: list[dict] = []
-    while len(messages) < count:
+    while len(messages) < len(bodies):
         messages += sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility_s
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=1
         ).get("Messages", [])
-    return messages
+    return {m["Body"]: m["ReceiptHandle"] for m in messages}
 
 
 def visible_bodies(queue_url: str) -> list[str]:
@@ -28,10 +32,7 @@ def visible_bodies(queue_url: str) -> list[str]:
 def test_a_record_past_its_deadline_is_no_longer_extended(settings, queues):
     url = queues["download"].queue
     sqs = client("sqs")
-    sqs.purge_queue(QueueUrl=url)
-    for body in ("hung", "working"):
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages = {m["Body"]: m["ReceiptHandle"] for m in receive(url, 2, visibility_s=1)}
+    messages = received(url, "hung", "working")
     in_flight = InFlight()
     in_flight.add(url, [messages["hung"]], deadline=time.monotonic() - 1)
     in_flight.add(url, [messages["working"]], deadline=time.monotonic() + 60)
@@ -46,10 +47,7 @@ def test_a_record_past_its_deadline_is_no_longer_extended(settings, queues):
 def test_handles_that_are_gone_are_dropped_and_the_rest_extended(settings, queues):
     url = queues["embed"].queue
     sqs = client("sqs")
-    sqs.purge_queue(QueueUrl=url)
-    for body in ("deleted elsewhere", "still working"):
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    messages = {m["Body"]: m["ReceiptHandle"] for m in receive(url, 2, visibility_s=1)}
+    messages = received(url, "deleted elsewhere", "still working")
     sqs.delete_message(QueueUrl=url, ReceiptHandle=messages["deleted elsewhere"])
     in_flight = InFlight()
     in_flight.add(url, list(messages.values()), deadline=time.monotonic() + 60)
