@@ -54,14 +54,21 @@ class ObjectInfo:
 
 
 @lru_cache(maxsize=8)
-def client(service: str, region: str = "us-east-1") -> Any:
-    """A boto3 client with botocore's standard retry mode.
+def client(service: str, region: str = "us-east-1", *, retries: int = 4) -> Any:
+    """A boto3 client that retries transient errors (connection resets, 5xx, throttling).
+
+    botocore's legacy retry mode: exponential backoff with jitter and, unlike the
+    standard mode, no client-wide retry quota. The quota (500 tokens, 5 per retry)
+    drains under a sustained fault rate when many threads share a client, as the
+    local runtime's pollers do, and from then on nothing is retried; a stage rather
+    retries a call than fails and redelivers a whole batch. ``retries=0`` suits a
+    probe whose failure has a fallback.
 
     The endpoint comes from ``AWS_ENDPOINT_URL[_S3|_SQS]`` as boto3 reads it.
     Clients are thread-safe and cached per process (Lambda container reuse).
     """
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "legacy", "max_attempts": retries},
         max_pool_connections=64,
         s3={"addressing_style": "path"},
     )
