@@ -60,12 +60,12 @@ def indexed_keys(store: ObjectStore, model_tag: str) -> Counter[str]:
 def settled(settings: Settings, store: ObjectStore, model_tag: str, want: int) -> bool:
     stages = status.queue_depths(settings)
     idle = all(depth["queued"] == depth["in_flight"] == 0 for depth in stages.values())
-    summaries = all(read_summary(store, f"list-{n}") is not None for n in range(LISTS))
+    summaries = all(read_summary(store, f"list-{n}.txt") is not None for n in range(LISTS))
     return idle and summaries and sum(indexed_keys(store, model_tag).values()) >= want
 
 
 def describe(settings: Settings, store: ObjectStore, model_tag: str, stack: RunningStack) -> str:
-    summaries = {n: read_summary(store, f"list-{n}") is not None for n in range(LISTS)}
+    summaries = {n: read_summary(store, f"list-{n}.txt") is not None for n in range(LISTS)}
     return (
         f"pipeline did not settle: queues {status.queue_depths(settings)}, summaries {summaries}, "
         f"{sum(indexed_keys(store, model_tag).values())} indexed; the stack said:\n"
