@@ -58,19 +58,13 @@ def context(name: str) -> LambdaContext:
     return LambdaContext(f"{name.capitalize()}Function", spec.memory_mb, spec.function_timeout_s)
 
 
-def retarget(
-    sample: dict[str, Any], bucket: str, keys: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The sample event as if its notifications came from ``bucket``, with object keys
-    renamed as ``keys`` says."""
+def retarget(sample: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """The sample event as if its notifications came from ``bucket``."""
     moved = copy.deepcopy(sample)
-    renames = {encode_key(old): encode_key(new) for old, new in (keys or {}).items()}
     for record in moved["Records"]:
         body = json.loads(record["body"])
         for s3_record in body["Records"]:
             s3_record["s3"]["bucket"] = {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}
-            key = s3_record["s3"]["object"]["key"]
-            s3_record["s3"]["object"]["key"] = renames.get(key, key)
         record["body"] = json.dumps(body)
     return moved
 
@@ -134,24 +128,30 @@ def test_download_event_downloads_the_list(
 def test_embed_then_index_events_build_the_index(
     tiny_model: object, settings: Settings, store: ObjectStore
 ) -> None:
-    """The embed event writes a shard of the image; the index event takes it in.
+    """The embed event writes a shard of the tag the index event names; the index takes it in.
 
-    A shard's id covers its images' upload times, so the shard written here is named in
-    the index event in place of the one the generator's upload gave."""
+    A shard is named by its images' keys, ETags and upload times, so the one written
+    now differs from the recorded one only in its id: the index event is pointed at it.
+    """
     generate.put_image(store)
     (created, removed) = object_events(event("index"))
 
     response = function("embed")(retarget(event("embed"), store.bucket), context("embed"))
     assert response == {"batchItemFailures": []}
-    written = [o.key for o in store.list(layout.EMBEDDINGS) if o.key.endswith(layout.SHARD_SUFFIX)]
-    assert len(written) == 1, written
-    assert layout.parse_shard_key(written[0])[0] == layout.parse_shard_key(created.key)[0]
+    tag, recorded = layout.parse_shard_key(created.key)
+    assert tag == settings.model_tag
+    (written,) = [
+        layout.parse_shard_key(info.key)[1]
+        for info in store.list(layout.embeddings_prefix(tag))
+        if info.key.endswith(layout.SHARD_SUFFIX)
+    ]
 
     store.delete(removed.key)
-    index_event = retarget(event("index"), store.bucket, {created.key: written[0]})
-    response = function("index")(index_event, context("index"))
+    sample = json.loads(
+        json.dumps(retarget(event("index"), store.bucket)).replace(recorded, written)
+    )
+    response = function("index")(sample, context("index"))
     assert response == {"batchItemFailures": []}
-    tag, _shard = layout.parse_shard_key(written[0])
-    assert tag == settings.model_tag
     manifest = json.loads(store.get(layout.manifest_key(tag)))
     assert list(manifest["tombstones"]) == [removed.key], manifest
+    assert manifest["vector_count"] == 0 and manifest["shards"] == [written], manifest
