@@ -43,7 +43,7 @@ from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
 from pixsearch.index import update  # noqa: E402
 from pixsearch.index.reader import IndexSnapshot, load_snapshot  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 TAG = "bench__random"
@@ -170,7 +170,9 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
 
     os.environ.update(LOCAL_CREDENTIALS)
-    server = MotoServer(port=free_port(), log_path=Path(tempfile.mkdtemp()) / "moto.log").start()
+    server = launch(
+        "moto", port=free_port(), log_path=Path(tempfile.mkdtemp()) / "moto.log"
+    ).start()
     os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
     try:
         settings = Settings()

@@ -45,7 +45,7 @@ from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 K = 10
@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
-    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = {
             **os.environ,
             **LOCAL_CREDENTIALS,

@@ -24,6 +24,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         api=not args.no_api,
         webapp=not args.no_webapp,
         persist=not args.no_persist,
+        reconfigure=args.reconfigure,
         stages=tuple(args.stages.split(",")) if args.stages else None,
     )
     LocalStack(settings, options).run()
@@ -82,12 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the local stack in the foreground until Ctrl-C")
     up.add_argument(
         "--endpoint-url",
-        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting moto server",
+        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting the local "
+        "object store; only what is missing there is created",
+    )
+    up.add_argument(
+        "--reconfigure",
+        action="store_true",
+        help="with an external endpoint: also set the existing queues' attributes and the "
+        "bucket's notifications to pixsearch's topology",
     )
     up.add_argument("--no-api", action="store_true", help="do not serve the search API")
     up.add_argument("--no-webapp", action="store_true", help="do not start the web app")
     up.add_argument(
-        "--no-persist", action="store_true", help="keep no data across restarts (moto only)"
+        "--no-persist", action="store_true", help="start empty and keep nothing (all in memory)"
     )
     up.add_argument(
         "--stages",

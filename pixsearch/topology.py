@@ -123,35 +123,67 @@ def ensure(
     *,
     visibility_timeout_s: int | None = None,
     notifications: bool = True,
+    reconfigure: bool = True,
 ) -> dict[str, QueueUrls]:
     """Create bucket, queues, DLQs and notifications if missing (idempotent).
 
     ``visibility_timeout_s`` overrides the deployed value for local runs, where
     the dispatcher extends visibility while a batch is in flight instead.
-    ``notifications=False`` leaves the bucket silent, e.g. while restoring data.
+    ``notifications=False`` leaves the bucket silent. ``reconfigure=False`` is for
+    someone else's stack (an external endpoint): what exists is left exactly as
+    it is, only what is missing is created.
     """
     _ensure_bucket(s3, settings)
     urls: dict[str, QueueUrls] = {}
     for spec in STAGES:
-        dlq_url = sqs.create_queue(QueueName=dlq_name(settings, spec.name))["QueueUrl"]
-        dlq_arn = _queue_arn(sqs, dlq_url)
+        dlq_url = _existing_queue(sqs, dlq_name(settings, spec.name))
+        if dlq_url is None:
+            dlq_url = sqs.create_queue(QueueName=dlq_name(settings, spec.name))["QueueUrl"]
         timeout = visibility_timeout_s or spec.visibility_timeout_s
         attributes = {
             "VisibilityTimeout": str(timeout),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+                {
+                    "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+                    "maxReceiveCount": str(spec.max_receive_count),
+                }
             ),
         }
         name = queue_name(settings, spec.name)
-        try:
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-        except sqs.exceptions.QueueDoesNotExist:
+        url = _existing_queue(sqs, name)
+        if url is None:
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        elif reconfigure:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         urls[spec.name] = QueueUrls(queue=url, dlq=dlq_url)
     if notifications:
-        attach_notifications(s3, sqs, settings, urls)
+        if reconfigure or not _has_notifications(s3, settings):
+            attach_notifications(s3, sqs, settings, urls)
+        else:
+            log.warning(
+                "bucket %s already has event notifications: left as they are", settings.bucket
+            )
     return urls
+
+
+def _existing_queue(sqs: Any, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+
+
+def _has_notifications(s3: Any, settings: Settings) -> bool:
+    config = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+    return any(
+        config.get(kind)
+        for kind in (
+            "QueueConfigurations",
+            "TopicConfigurations",
+            "LambdaFunctionConfigurations",
+            "EventBridgeConfiguration",
+        )
+    )
 
 
 def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -> dict[str, Any]:

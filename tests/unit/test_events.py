@@ -31,8 +31,13 @@ def sqs_record(message_id: str, body: str) -> dict[str, Any]:
     return {"messageId": message_id, "receiptHandle": f"r-{message_id}", "body": body}
 
 
-def test_keys_are_url_decoded_and_fields_carried():
-    (event,) = parse_record(SQSRecord(sqs_record("m1", s3_body("images%2Fa+b%C3%BC%2B.jpg"))))
+@pytest.mark.parametrize(
+    "raw_key",
+    ["images/a+b%C3%BC%2B.jpg", "images%2Fa+b%C3%BC%2B.jpg"],
+    ids=["s3-and-ministack", "moto-escapes-slashes"],
+)
+def test_keys_are_url_decoded_and_fields_carried(raw_key):
+    (event,) = parse_record(SQSRecord(sqs_record("m1", s3_body(raw_key))))
     assert event == ObjectEvent("m1", "bucket", "images/a bü+.jpg", "ObjectCreated:Put", 12, "abc")
     assert event.is_creation and not event.is_removal
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -50,12 +51,16 @@ def test_list_count_delete_and_presigned_url(store: ObjectStore):
     assert response.status_code == 200 and response.content == b"png"
 
 
-def test_an_image_event_arrives_with_spaces_and_unicode_intact(store: ObjectStore, queues):
+def test_an_image_event_arrives_with_spaces_and_unicode_intact(
+    store: ObjectStore, queues, emulator_backend: str
+):
     key = "images/ab/a photo + ünïcode ✓.jpg"
     etag = store.put(key, b"jpeg bytes")
     messages = [m for m in receive_all(queues["embed"].queue) if "Records" in m["Body"]]
     assert len(messages) == 1
-    assert "%2F" in json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]["key"]
+    raw_key = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]["key"]
+    # Real S3 (and MiniStack) leave "/" as it is; moto escapes it. parse_record reads both.
+    assert raw_key == quote_plus(key, safe="" if emulator_backend == "moto" else "/")
     record = SQSRecord({"messageId": messages[0]["MessageId"], "body": messages[0]["Body"]})
     (event,) = parse_record(record)
     assert (event.key, event.etag, event.size, event.bucket) == (key, etag, 10, store.bucket)
