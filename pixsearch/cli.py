@@ -62,6 +62,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         name=args.name,
         timeout_s=args.timeout,
         settings=settings,
+        wait=not args.no_wait,
     )
 
 
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser(
         "ingest",
-        help="upload a URL list to urls/, follow the download with a progress bar, summarise",
+        help="upload a URL list to urls/, follow it until searchable with progress bars, summarise",
     )
     source = ingest.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--name", help="upload under this name in urls/ (default: file name)")
     ingest.add_argument(
         "--timeout", type=float, help="give up waiting after this many seconds (default: never)"
+    )
+    ingest.add_argument(
+        "--no-wait", action="store_true", help="upload the list and return; follow nothing"
     )
     ingest.set_defaults(run=_ingest)
 

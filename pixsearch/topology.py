@@ -157,8 +157,16 @@ def ensure(
             sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         urls[spec.name] = QueueUrls(queue=url, dlq=dlq_url)
     if notifications:
-        if reconfigure or not _has_notifications(s3, settings):
-            attach_notifications(s3, sqs, settings, urls)
+        current = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+        wanted = notification_configuration(
+            settings, {name: _queue_arn(sqs, pair.queue) for name, pair in urls.items()}
+        )
+        if _routes(current) == _routes(wanted):
+            pass  # as wanted already: putting it again would only send another s3:TestEvent
+        elif reconfigure or not any(current.get(kind) for kind in _NOTIFICATION_KINDS):
+            s3.put_bucket_notification_configuration(
+                Bucket=settings.bucket, NotificationConfiguration=wanted
+            )
         else:
             log.warning(
                 "bucket %s already has event notifications: left as they are", settings.bucket
@@ -166,24 +174,35 @@ def ensure(
     return urls
 
 
+_NOTIFICATION_KINDS = (
+    "QueueConfigurations",
+    "TopicConfigurations",
+    "LambdaFunctionConfigurations",
+    "EventBridgeConfiguration",
+)
+
+
+def _routes(config: dict[str, Any]) -> set[tuple[str, str, tuple[str, ...], frozenset]]:
+    """What a notification configuration routes where, whatever its ids and spelling."""
+    return {
+        (
+            rule.get("Id", ""),
+            rule["QueueArn"],
+            tuple(sorted(rule["Events"])),
+            frozenset(
+                (item["Name"].lower(), item["Value"])
+                for item in rule.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+            ),
+        )
+        for rule in config.get("QueueConfigurations", [])
+    } | {(kind, "", (), frozenset()) for kind in _NOTIFICATION_KINDS[1:] if config.get(kind)}
+
+
 def _existing_queue(sqs: Any, name: str) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
         return None
-
-
-def _has_notifications(s3: Any, settings: Settings) -> bool:
-    config = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
-    return any(
-        config.get(kind)
-        for kind in (
-            "QueueConfigurations",
-            "TopicConfigurations",
-            "LambdaFunctionConfigurations",
-            "EventBridgeConfiguration",
-        )
-    )
 
 
 def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -> dict[str, Any]:
@@ -203,14 +222,6 @@ def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -
                 }
             )
     return {"QueueConfigurations": configs}
-
-
-def attach_notifications(s3: Any, sqs: Any, settings: Settings, urls: dict[str, QueueUrls]) -> None:
-    arns = {name: _queue_arn(sqs, pair.queue) for name, pair in urls.items()}
-    s3.put_bucket_notification_configuration(
-        Bucket=settings.bucket,
-        NotificationConfiguration=notification_configuration(settings, arns),
-    )
 
 
 def _ensure_bucket(s3: Any, settings: Settings) -> None:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -43,6 +43,7 @@ class Downloader:
     sink: ImageSink
     validate_threads: int = max(2, os.cpu_count() or 2)
     store_threads: int = 8
+    on_row: Callable[[MapRow], None] | None = None  # told of each row as it finishes
 
     def run(self, entries: Sequence[UrlEntry], timeout_s: float | None = None) -> list[MapRow]:
         """Rows for ``entries`` in the same order; returns within ``timeout_s`` (plus cleanup)."""
@@ -100,6 +101,12 @@ class _Run:
     io: ThreadPoolExecutor
 
     async def one(self, entry: UrlEntry) -> MapRow:
+        row = await self._outcome(entry)
+        if self.downloader.on_row is not None:
+            self.downloader.on_row(row)
+        return row
+
+    async def _outcome(self, entry: UrlEntry) -> MapRow:
         try:
             return await self._one(entry)
         except DownloadFailure as failure:

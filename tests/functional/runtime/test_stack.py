@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port
+from tests.fixtures.aws import object_keys
 
 
 def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
@@ -64,14 +65,17 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield stack_env(tmp_path / "data", free_port())
 
 
+def client_options(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "endpoint_url": f"http://127.0.0.1:{env['PIXSEARCH_MOTO_PORT']}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
 def s3_for(env: dict[str, str]):
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{env['PIXSEARCH_MOTO_PORT']}",
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    return boto3.client("s3", **client_options(env))
 
 
 def status_json(env: dict[str, str]) -> dict:
@@ -87,8 +91,9 @@ def status_json(env: dict[str, str]) -> dict:
 
 
 def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
-    stack = RunningStack(env)
+    stack = RunningStack(env, "--stages", "download")
     s3 = s3_for(env)
+    s3.put_object(Bucket="stack-test", Key="images/ab/pending.jpg", Body=b"not handled here")
     s3.put_object(
         Bucket="stack-test",
         Key="maps/kept/00000.jsonl",
@@ -102,13 +107,19 @@ def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
     with pytest.raises(Exception):  # noqa: B017 - any connection error: moto is gone
         s3_for(env).list_buckets()
 
-    stack = RunningStack(env)
+    stack = RunningStack(env, "--stages", "download")
     try:
         kept = s3_for(env).get_object(Bucket="stack-test", Key="maps/kept/00000.jsonl")
         assert kept["Body"].read() == b'{"url": "u"}\n'
         assert kept["ContentType"] == "application/x-ndjson"
         assert kept["Metadata"] == {"source-url": "http://example.com/a b"}
-        assert status_json(env)["stages"]["download"]["dead_letters"] == 0
+        state = status_json(env)
+        assert state["stages"]["download"]["dead_letters"] == 0
+        # The embed message waiting at stop is still there, once: nothing is sent again.
+        sqs = boto3.client("sqs", **client_options(env))
+        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
+        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert object_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
     finally:
         stack.stop()
 
