@@ -6,7 +6,9 @@ MiniStack (``ministack`` on PyPI) reads its settings from the environment
 to load; ``S3_PERSIST=1`` + ``S3_DATA_DIR`` object bodies and metadata as files
 (only metadata stays in memory); ``PERSIST_STATE=1`` + ``STATE_DIR`` queues,
 messages and bucket configuration saved on SIGTERM and loaded at start. Its IoT
-MQTT listener (port 8883) and SFTP server are turned off.
+MQTT listener (port 8883) and SFTP server are turned off. It runs through
+:mod:`pixsearch.runtime.ministack_fixes`, which makes a restart read one metadata
+snapshot instead of every object's sidecar.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def ministack_server(
         )
     return EmulatorProcess(
         backend="ministack",
-        argv=[sys.executable, "-m", "ministack"],
+        argv=[sys.executable, "-m", "pixsearch.runtime.ministack_fixes"],
         env=env,
         host=host,
         port=port,

@@ -20,17 +20,17 @@ The fixes replace moto internals, so they are written for one moto version:
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
 import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from pixsearch.runtime import patching
+
 MOTO_VERSION = "5.2.5"
 
-# First 16 hex digits of the sha256 of the source of each moto function the fixes rely on.
+# pixsearch.runtime.patching.fingerprint() of each moto function the fixes rely on.
 FINGERPRINTS = {
     "moto.core.utils:unix_time": "f0576ec9e5f586e5",
     "moto.core.utils:unix_time_millis": "7a37e1337d02962e",
@@ -47,22 +47,9 @@ FINGERPRINTS = {
 }
 
 
-def _resolve(name: str) -> Any:
-    module_name, _, path = name.partition(":")
-    target: Any = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
-    for part in path.split("."):
-        target = inspect.getattr_static(target, part)
-    return target.fget if isinstance(target, property) else target
-
-
-def fingerprint(name: str) -> str:
-    """The digest of the installed source of ``name`` (``module:qualified.name``)."""
-    return hashlib.sha256(inspect.getsource(_resolve(name)).encode()).hexdigest()[:16]
-
-
 def mismatches() -> list[str]:
     """The patched functions whose installed source differs from what the fixes expect."""
-    return [name for name, digest in FINGERPRINTS.items() if fingerprint(name) != digest]
+    return patching.mismatches(FINGERPRINTS)
 
 
 class _LazyAttributes(Mapping[str, Any]):
