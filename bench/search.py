@@ -45,7 +45,12 @@ from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
-from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
+from pixsearch.runtime.emulator import (  # noqa: E402
+    LOCAL_CREDENTIALS,
+    EmulatorProcess,
+    free_port,
+    launch,
+)
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 K = 10
@@ -75,6 +80,23 @@ def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) ->
     )
     manifests.publish(store, manifest, None)
     return manifest
+
+
+def bench_environment(moto: EmulatorProcess, work: Path, **settings: str) -> dict[str, str]:
+    """The environment of a run over ``moto`` (also set in this process), with its bucket."""
+    env = {
+        **os.environ,
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "PIXSEARCH_BUCKET": "bench",
+        "PIXSEARCH_PRETRAINED": "",
+        "PIXSEARCH_DATA_DIR": str(work),
+        **settings,
+    }
+    os.environ.update(env)
+    client.cache_clear()
+    client("s3").create_bucket(Bucket="bench")
+    return env
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -297,18 +319,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
     with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
-        env = {
-            **os.environ,
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": moto.endpoint_url,
-            "PIXSEARCH_BUCKET": "bench",
-            "PIXSEARCH_PRETRAINED": "",
-            "PIXSEARCH_SEARCH_REFRESH_S": "3600",
-            "PIXSEARCH_DATA_DIR": str(work),
-        }
-        os.environ.update(env)
-        client.cache_clear()
-        client("s3").create_bucket(Bucket="bench")
+        env = bench_environment(moto, work, PIXSEARCH_SEARCH_REFRESH_S="3600")
         results = {"vectors": args.vectors, "model": args.model}
         results.update(measure_served(args, env, work))
         results.update(measure_cold_start(args.vectors, env, work))

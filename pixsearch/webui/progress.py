@@ -25,6 +25,7 @@ from pixsearch.download.parts import ListPart
 from pixsearch.download.progress import rows_in_flight
 from pixsearch.download.urlmap import PartMap, read_map, read_summary
 from pixsearch.index import manifest
+from pixsearch.index.folded import folded_ids
 from pixsearch.storage import ObjectStore
 
 
@@ -89,7 +90,12 @@ class ProgressReader:
 
     def index_state(self) -> IndexState:
         current, _ = manifest.read(self.store, self.model_tag)
-        return IndexState(current.version, current.vector_count, current.shards, current.tombstones)
+        return IndexState(
+            current.version,
+            current.vector_count,
+            folded_ids(self.store, current),
+            frozenset(current.tombstones),
+        )
 
     def list_progress(self, name: str) -> ListProgress:
         total = self.total_rows(name)
