@@ -45,7 +45,7 @@ from pixsearch.events import ObjectEvent  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index.handler import index_events  # noqa: E402
 from pixsearch.index.quantizer import recall_at_k  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectInfo, ObjectStore, client  # noqa: E402
 
 TAG = "bench__random"
@@ -228,7 +228,7 @@ def main() -> None:
 
     os.environ.update(LOCAL_CREDENTIALS)
     scratch = Path(tempfile.mkdtemp())
-    server = MotoServer(port=free_port(), log_path=scratch / "moto.log").start()
+    server = launch("moto", port=free_port(), log_path=scratch / "moto.log").start()
     os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
     settings = Settings(bucket=BUCKET, index_grace_s=0)
     client("s3").create_bucket(Bucket=BUCKET)

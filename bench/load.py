@@ -51,7 +51,7 @@ from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
-from pixsearch.runtime.moto_server import MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore  # noqa: E402
 
 CACHED_TEXTS = ("a red car", "a dog on a beach", "mountains at sunset", "a bowl of fruit")
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-load-"))
-    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = bench_environment(
             moto,
             work,

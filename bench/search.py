@@ -46,7 +46,12 @@ from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import quantizer as quantizers  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import (  # noqa: E402
+    LOCAL_CREDENTIALS,
+    EmulatorProcess,
+    free_port,
+    launch,
+)
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 K = 10
@@ -88,7 +93,7 @@ def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) ->
     return manifest
 
 
-def bench_environment(moto: MotoServer, work: Path, **settings: str) -> dict[str, str]:
+def bench_environment(moto: EmulatorProcess, work: Path, **settings: str) -> dict[str, str]:
     """The environment of a run over ``moto`` (also set in this process), with its bucket."""
     env = {
         **os.environ,
@@ -324,7 +329,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
-    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = bench_environment(moto, work, PIXSEARCH_SEARCH_REFRESH_S="3600")
         results = {"vectors": args.vectors, "model": args.model}
         results.update(measure_served(args, env, work))

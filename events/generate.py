@@ -33,8 +33,8 @@ from pixsearch.download.sink import SOURCE_URL_METADATA
 from pixsearch.embed.handler import lambda_handler as embed
 from pixsearch.embed.model import TINY_MODEL
 from pixsearch.events import TEST_EVENT, encode_key
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
 from pixsearch.storage import ObjectStore, client
 
 EVENTS_DIR = Path(__file__).resolve().parent
@@ -128,7 +128,7 @@ def main() -> int:
     os.environ.update(PIXSEARCH_MODEL=TINY_MODEL, PIXSEARCH_PRETRAINED="")
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
-    with MotoServer(port=free_port()) as server:
+    with launch("moto", port=free_port()) as server:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
         client.cache_clear()
         get_settings.cache_clear()

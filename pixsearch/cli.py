@@ -25,6 +25,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         api=not args.no_api,
         webapp=not args.no_webapp,
         persist=not args.no_persist,
+        reconfigure=args.reconfigure,
         stages=tuple(args.stages.split(",")) if args.stages else None,
     )
     LocalStack(settings, options).run()
@@ -68,6 +69,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         name=args.name,
         timeout_s=args.timeout,
         settings=settings,
+        wait=not args.no_wait,
     )
 
 
@@ -118,12 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the local stack in the foreground until Ctrl-C")
     up.add_argument(
         "--endpoint-url",
-        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting moto server",
+        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting the local "
+        "object store; only what is missing there is created",
+    )
+    up.add_argument(
+        "--reconfigure",
+        action="store_true",
+        help="with an external endpoint: also set the existing queues' attributes and the "
+        "bucket's notifications to pixsearch's topology",
     )
     up.add_argument("--no-api", action="store_true", help="do not serve the search API")
     up.add_argument("--no-webapp", action="store_true", help="do not start the web app")
     up.add_argument(
-        "--no-persist", action="store_true", help="keep no data across restarts (moto only)"
+        "--no-persist", action="store_true", help="start empty and keep nothing (all in memory)"
     )
     up.add_argument(
         "--stages",
@@ -152,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser(
         "ingest",
-        help="upload a URL list to urls/, follow the download with a progress bar, summarise",
+        help="upload a URL list to urls/, follow it until searchable with progress bars, summarise",
     )
     source = ingest.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -164,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--name", help="upload under this name in urls/ (default: file name)")
     ingest.add_argument(
         "--timeout", type=float, help="give up waiting after this many seconds (default: never)"
+    )
+    ingest.add_argument(
+        "--no-wait", action="store_true", help="upload the list and return; follow nothing"
     )
     ingest.set_defaults(run=_ingest)
 

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
 
     # Local stack
     data_dir: Path = Field(default_factory=lambda: _default_data_dir())
+    # The embedded object store + queues `pixsearch up` starts (see pixsearch.runtime.emulator).
+    local_backend: Literal["ministack", "moto"] = "ministack"
+    # Where it listens (the names predate the choice of backend).
     moto_host: str = "127.0.0.1"
     moto_port: int = 4566
     api_host: str = "127.0.0.1"

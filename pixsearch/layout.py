@@ -92,6 +92,15 @@ def parse_part_key(key: str) -> tuple[str, int]:
     return match["name"], int(match["part"])
 
 
+PROGRESS = "progress/"
+"""Counters of list parts being downloaded right now (gone once the part's map is written).
+No trigger watches this prefix."""
+
+
+def part_progress_key(list_name: str, part: int) -> str:
+    return f"{PROGRESS}{list_name}/{part:05d}.json"
+
+
 def parse_url_map_key(key: str) -> tuple[str, int]:
     """``maps/{list-name}/{part}.jsonl`` -> ``(list-name, part)``; ValueError otherwise."""
     match = _NUMBERED.match(key.removeprefix(MAPS)) if key.startswith(MAPS) else None

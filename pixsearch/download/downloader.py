@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -45,6 +45,7 @@ class Downloader:
     store_threads: int = 8
     limits: DownloadLimits | None = None
     """What the memory budget allows (derived from the settings at the start of a run)."""
+    on_row: Callable[[MapRow], None] | None = None  # told of each row as it finishes
 
     def run(self, entries: Sequence[UrlEntry], timeout_s: float | None = None) -> list[MapRow]:
         """Rows for ``entries`` in the same order; returns within ``timeout_s`` (plus cleanup)."""
@@ -105,6 +106,12 @@ class _Run:
     decodes: BytePool
 
     async def one(self, entry: UrlEntry) -> MapRow:
+        row = await self._outcome(entry)
+        if self.downloader.on_row is not None:
+            self.downloader.on_row(row)
+        return row
+
+    async def _outcome(self, entry: UrlEntry) -> MapRow:
         try:
             return await self._one(entry)
         except DownloadFailure as failure:

@@ -19,6 +19,7 @@ from pixsearch.download.budget import DownloadLimits
 from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.parts import ListPart, queue_parts, read_part, split, write_parts
+from pixsearch.download.progress import PartProgress
 from pixsearch.download.sink import BucketSink
 from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, parse_url_list_stream
 from pixsearch.download.urlmap import read_map, write_map, write_summary_if_complete
@@ -87,17 +88,23 @@ class DownloadStage:
         kept = self._kept_rows(part)
         pending = [entry for entry in part.entries if entry.line not in kept]
         budget = self.time_left_s() - self.settings.download_deadline_margin_s
-        fetched = Downloader(self.settings, BucketSink(self.store)).run(
-            pending, timeout_s=max(1.0, budget)
-        )
-        by_line = {**kept, **{row.line: row for row in fetched}}
-        rows = [
-            by_line[row.line]
-            if isinstance(row, UrlEntry)
-            else MapRow.failed(row.line, row.raw, DownloadFailure(row.reason, row.message))
-            for row in part.rows
-        ]
-        write_map(self.store, part.list_name, part.part, part.list_etag, rows, started_at)
+        progress = PartProgress(
+            self.store, part, already_done=len(part.rows) - len(pending)
+        ).start()
+        try:
+            fetched = Downloader(self.settings, BucketSink(self.store), on_row=progress.add).run(
+                pending, timeout_s=max(1.0, budget)
+            )
+            by_line = {**kept, **{row.line: row for row in fetched}}
+            rows = [
+                by_line[row.line]
+                if isinstance(row, UrlEntry)
+                else MapRow.failed(row.line, row.raw, DownloadFailure(row.reason, row.message))
+                for row in part.rows
+            ]
+            write_map(self.store, part.list_name, part.part, part.list_etag, rows, started_at)
+        finally:
+            progress.stop()
         log.info(
             "part %d/%d of %s: %d fetched, %d kept from an earlier run",
             part.part + 1,

@@ -25,7 +25,7 @@ from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_summary
 from pixsearch.embed.model import ClipModel
 from pixsearch.index.reader import IndexNotFound, load_snapshot
-from pixsearch.runtime.moto_server import MotoServer
+from pixsearch.runtime.emulator import EmulatorProcess
 from pixsearch.storage import ObjectStore
 from tests.fixtures.faults import FAULT_KINDS, FaultProxy
 from tests.fixtures.images import SHAPES, ImageServer, distinct_color, make_image
@@ -33,14 +33,17 @@ from tests.fixtures.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 
+# What is under test is pixsearch under faults, not the emulator behind the proxy.
+EMULATOR_BACKENDS = ("moto",)
+
 IMAGES = 30
 LISTS = 3
 SEED = 15
 
 
 @pytest.fixture(params=[0.1, 0.3], ids=lambda rate: f"{rate:.0%}-faults")
-def proxy(request: pytest.FixtureRequest, moto_server: MotoServer) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(moto_server.endpoint_url, fault_rate=request.param, seed=SEED).start()
+def proxy(request: pytest.FixtureRequest, emulator: EmulatorProcess) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(emulator.endpoint_url, fault_rate=request.param, seed=SEED).start()
     yield proxy
     proxy.stop()
 

@@ -19,7 +19,7 @@ from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_maps
 from pixsearch.embed.model import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.search.flask_app import create_flask_app
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore

@@ -15,7 +15,7 @@ from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import MapRow, Status
 from pixsearch.download.urllist import UrlEntry
 from pixsearch.download.validate import ValidImage
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from tests.fixtures.images import ImageServer, make_image, make_png_bomb
 
 CAP = 256 * 1024

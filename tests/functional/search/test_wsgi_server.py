@@ -14,7 +14,7 @@ import requests
 from flask import Flask
 
 from pixsearch.config import Settings
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.search.wsgi_server import api_server
 from tests.functional.deploy.sources import ROOT
 

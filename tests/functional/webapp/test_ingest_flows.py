@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from pixsearch.config import Settings
 from pixsearch.embed.model import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.storage import ObjectStore, client
 from tests.fixtures.images import ImageServer
 
