@@ -11,6 +11,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
     # Index
     index_compact_segments: int = Field(default=8, ge=2)
     index_flat_max: int = Field(default=50_000, ge=1)
+    # Where vectors live: FAISS segments loaded by search, or a LanceDB table queried in place.
+    vector_store: Literal["faiss", "lancedb"] = "faiss"
+    # LanceDB: rows before an ANN index is built (below, every query is an exact scan),
+    # rows added since the last index update before it is folded in, and search effort.
+    lance_index_min_rows: int = Field(default=5000, ge=256)
+    lance_optimize_rows: int = Field(default=2000, ge=1)
+    lance_nprobes: int = Field(default=32, ge=1)
+    lance_refine_factor: int = Field(default=4, ge=1)
 
     # Search
     search_k_max: int = Field(default=100, ge=1)

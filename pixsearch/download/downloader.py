@@ -31,6 +31,7 @@ from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.sink import ImageSink
 from pixsearch.download.urllist import UrlEntry
 from pixsearch.download.validate import validate_image
+from pixsearch.origin import ImageOrigin
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Downloader:
 
     settings: Settings
     sink: ImageSink
+    list_name: str | None = None  # recorded with every image this run stores
     validate_threads: int = max(2, os.cpu_count() or 2)
     store_threads: int = 8
 
@@ -126,8 +128,10 @@ class _Run:
                     decode=settings.download_decode,
                 ),
             )
+            fetched_at = now_iso()
+            origin = ImageOrigin(entry.url, self.downloader.list_name, fetched_at, entry.caption)
             key, status = await loop.run_in_executor(
-                self.io, self.downloader.sink.store, image, entry.url
+                self.io, self.downloader.sink.store, image, origin
             )
         return MapRow(
             line=entry.line,
@@ -140,7 +144,7 @@ class _Run:
             bytes=len(image.data),
             content_type=image.content_type,
             caption=entry.caption,
-            fetched_at=now_iso(),
+            fetched_at=fetched_at,
         )
 
 

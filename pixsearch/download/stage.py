@@ -86,7 +86,7 @@ class DownloadStage:
         kept = self._kept_rows(part)
         pending = [entry for entry in part.entries if entry.line not in kept]
         budget = self.time_left_s() - self.settings.download_deadline_margin_s
-        fetched = Downloader(self.settings, BucketSink(self.store)).run(
+        fetched = Downloader(self.settings, BucketSink(self.store), part.list_name).run(
             pending, timeout_s=max(1.0, budget)
         )
         by_line = {**kept, **{row.line: row for row in fetched}}

@@ -1,7 +1,8 @@
 """Lambda entry point of the index stage: new shards and ``images/`` removals -> index.
 
 A shard that cannot be read fails its own record; everything else in the batch
-goes into one manifest update per model tag. An image removal is a tombstone in
+goes into the configured vector store (``PIXSEARCH_VECTOR_STORE``), one add and
+one removal per model tag. An image removal is a tombstone in
 every model's index (during a model change two indexes live side by side).
 """
 
@@ -15,8 +16,8 @@ from pixsearch import layout
 from pixsearch.config import Settings, get_settings
 from pixsearch.embed import shard as shards
 from pixsearch.events import ObjectEvent, process_batch
-from pixsearch.index import update
 from pixsearch.storage import ObjectStore
+from pixsearch.vectorstore.engines import open_store
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +59,13 @@ def index_events(
         found.append(shard)
         message_ids.append(event.message_id)
 
-    def image_exists(key: str) -> bool:
-        return store.head(key) is not None
-
     for tag, (found, removed, message_ids) in by_tag.items():
         try:
-            update.apply(
-                store,
-                tag,
-                found,
-                removed,
-                flat_max=settings.index_flat_max,
-                compact_segments=settings.index_compact_segments,
-                image_exists=image_exists,
-            )
+            vectors = open_store(settings, store, tag)
+            if found:
+                vectors.add(found)
+            if removed:
+                vectors.remove(removed)
         except Exception as error:  # noqa: BLE001 - this tag's records are retried, others not
             log.exception("index update of %s failed", tag)
             failures.update(dict.fromkeys(message_ids, error))

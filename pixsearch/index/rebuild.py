@@ -51,14 +51,7 @@ def rebuild(store: ObjectStore, model_tag: str, *, flat_max: int) -> Manifest:
                 keep.append(position)
         if keep:
             vectors.append(shard.vectors[keep])
-            parts.append(
-                segments.Rows(
-                    [shard.rows[i].key for i in keep],
-                    [shard.rows[i].source_url for i in keep],
-                    [shard.rows[i].width for i in keep],
-                    [shard.rows[i].height for i in keep],
-                )
-            )
+            parts.append(segments.Rows.from_shard_rows([shard.rows[i] for i in keep]))
     entries: tuple[manifests.SegmentEntry, ...] = ()
     if vectors:
         built, index_bytes, rows_bytes = segments.build(

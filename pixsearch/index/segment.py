@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import faiss
 import numpy as np
@@ -19,8 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pixsearch import layout
+from pixsearch.embed.shard import ShardRow
 from pixsearch.index.manifest import CorruptIndex, SegmentEntry
 from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
+from pixsearch.vectorstore.rows import METADATA_COLUMNS, METADATA_FIELDS, RowMeta
 
 RECALL_TARGET = 0.97  # measured on a sample; the promise is >= 0.95
 CALIBRATION_QUERIES = 200
@@ -32,6 +36,7 @@ ROW_SCHEMA = pa.schema(
         ("height", pa.int32()),
     ]
 )
+TABLE_SCHEMA = pa.schema([*ROW_SCHEMA, *METADATA_FIELDS])
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,23 @@ class Rows:
     source_urls: list[str | None]
     widths: list[int]
     heights: list[int]
+    # Metadata columns (METADATA_COLUMNS) where known; tables written before them lack them.
+    extra: dict[str, list[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def column(self, name: str) -> list[Any]:
+        return self.extra.get(name) or [None] * len(self)
+
+    def meta(self, position: int) -> RowMeta:
+        return RowMeta(
+            key=self.keys[position],
+            source_url=self.source_urls[position],
+            width=self.widths[position],
+            height=self.heights[position],
+            **{name: column[position] for name, column in self.extra.items()},
+        )
 
     def take(self, positions: list[int]) -> Rows:
         return Rows(
@@ -52,15 +71,29 @@ class Rows:
             [self.source_urls[i] for i in positions],
             [self.widths[i] for i in positions],
             [self.heights[i] for i in positions],
+            {name: [column[i] for i in positions] for name, column in self.extra.items()},
         )
 
     @staticmethod
     def concat(parts: list[Rows]) -> Rows:
+        names = sorted({name for part in parts for name in part.extra})
         return Rows(
             [key for part in parts for key in part.keys],
             [url for part in parts for url in part.source_urls],
             [width for part in parts for width in part.widths],
             [height for part in parts for height in part.heights],
+            {name: [value for part in parts for value in part.column(name)] for name in names},
+        )
+
+    @staticmethod
+    def from_shard_rows(rows: Sequence[ShardRow]) -> Rows:
+        metas = [RowMeta.from_shard_row(row) for row in rows]
+        return Rows(
+            [meta.key for meta in metas],
+            [meta.source_url for meta in metas],
+            [row.width for row in rows],
+            [row.height for row in rows],
+            {name: [getattr(meta, name) for meta in metas] for name in METADATA_COLUMNS},
         )
 
 
@@ -216,8 +249,9 @@ def _rows_to_parquet(rows: Rows) -> bytes:
             "source_url": rows.source_urls,
             "width": rows.widths,
             "height": rows.heights,
+            **{name: rows.column(name) for name in METADATA_COLUMNS},
         },
-        schema=ROW_SCHEMA,
+        schema=TABLE_SCHEMA,
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
@@ -226,7 +260,9 @@ def _rows_to_parquet(rows: Rows) -> bytes:
 
 def _rows_from_parquet(data: bytes) -> Rows:
     table = pq.read_table(io.BytesIO(data))
-    if table.schema.names != ROW_SCHEMA.names:
-        raise ValueError(f"row table columns {table.schema.names}, expected {ROW_SCHEMA.names}")
+    names = table.schema.names
+    if names[: len(ROW_SCHEMA)] != ROW_SCHEMA.names or not set(names) <= set(TABLE_SCHEMA.names):
+        raise ValueError(f"row table columns {names}, expected {TABLE_SCHEMA.names}")
     columns = table.to_pydict()
-    return Rows(columns["key"], columns["source_url"], columns["width"], columns["height"])
+    extra = {name: columns[name] for name in METADATA_COLUMNS if name in columns}
+    return Rows(columns["key"], columns["source_url"], columns["width"], columns["height"], extra)

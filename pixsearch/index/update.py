@@ -160,10 +160,7 @@ def _fresh_rows(
 ) -> tuple[np.ndarray, segments.Rows] | None:
     """The rows of ``pending`` shards that are neither live already nor deleted."""
     vectors: list[np.ndarray] = []
-    keys: list[str] = []
-    urls: list[str | None] = []
-    widths: list[int] = []
-    heights: list[int] = []
+    chosen: list[shards.ShardRow] = []
     taken: set[str] = set()
     for shard in pending:
         for position, row in enumerate(shard.rows):
@@ -177,13 +174,10 @@ def _fresh_rows(
                 continue
             taken.add(row.key)
             vectors.append(shard.vectors[position])
-            keys.append(row.key)
-            urls.append(row.source_url)
-            widths.append(row.width)
-            heights.append(row.height)
-    if not keys:
+            chosen.append(row)
+    if not chosen:
         return None
-    return np.stack(vectors), segments.Rows(keys, urls, widths, heights)
+    return np.stack(vectors), segments.Rows.from_shard_rows(chosen)
 
 
 def _unlisted_shards(

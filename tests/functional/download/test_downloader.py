@@ -15,6 +15,7 @@ from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import MapRow, Status
 from pixsearch.download.urllist import UrlEntry
 from pixsearch.download.validate import ValidImage
+from pixsearch.origin import ImageOrigin
 from pixsearch.runtime.moto_server import free_port
 from tests.fixtures.images import ImageServer, make_image, make_png_bomb
 
@@ -28,12 +29,12 @@ class MemorySink:
         self.images: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
+    def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
         key = f"images/{image.sha256[:2]}/{image.sha256}.{image.ext}"
         with self._lock:
             if key in self.images:
                 return key, "duplicate"
-            self.images[key] = (image.data, source_url)
+            self.images[key] = (image.data, origin.source_url or "")
         return key, "ok"
 
 
@@ -254,10 +255,10 @@ def test_per_host_limit_keeps_a_slow_host_from_starving_others(image_server: Ima
         fast_done: list[float] = []
 
         class TimingSink(MemorySink):
-            def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
-                if source_url in fast_urls:
+            def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
+                if origin.source_url in fast_urls:
                     fast_done.append(time.monotonic() - started)
-                return super().store(image, source_url)
+                return super().store(image, origin)
 
         sink = TimingSink()
         rows = Downloader(settings, sink).run(entries)

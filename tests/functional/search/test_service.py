@@ -147,10 +147,10 @@ def test_requests_in_flight_keep_their_snapshot_across_a_swap(
     indexed: list[StoredImage],
 ) -> None:
     service = SearchService(settings.model_copy(update={"search_refresh_s": 0.0}), store)
-    old = service.index.current()
+    old = service.vectors.cache.current()
     store_images(store, 2, first=200)
     pipeline.drain()
-    new = service.index.current()
+    new = service.vectors.cache.current()
     assert new.version > old.version
     query = service.embed(build_request(settings, k=1, min_score=None, text="x"))
     assert len(old.search(query.reshape(1, -1), 50)[0]) == len(indexed)
@@ -198,7 +198,7 @@ def test_concurrent_searches_during_refreshes_all_succeed(
         pipeline.drain()
         stop.set()
         assert all(future.result(timeout=60) > 0 for future in futures)
-    assert service.index.current().vector_count == len(indexed) + 2
+    assert service.vectors.count() == len(indexed) + 2
 
 
 def test_a_deleted_image_disappears_from_results(
