@@ -9,12 +9,15 @@ published as the next version over whatever is current.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.embed import shard as shards
+from pixsearch.embed.shard import Shard
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
@@ -25,33 +28,52 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 
 
+@dataclass
+class LiveShards:
+    """The shards of a model tag, read one at a time, with the rows still worth indexing:
+    each image key once, and only while the image is in the bucket."""
+
+    store: ObjectStore
+    model_tag: str
+    shard_ids: list[str] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)  # keys whose image is no longer stored
+
+    def __post_init__(self) -> None:
+        prefix = layout.embeddings_prefix(self.model_tag)
+        self.shard_ids = sorted(
+            layout.parse_shard_key(info.key)[1]
+            for info in self.store.list(prefix)
+            if info.key.endswith(layout.SHARD_SUFFIX)
+        )
+
+    def __iter__(self) -> Iterator[Shard]:
+        """Each shard reduced to its live rows not seen in an earlier one (empty ones skipped)."""
+        existing = {info.key for info in self.store.list(layout.IMAGES)}
+        seen: set[str] = set()
+        for shard_id in self.shard_ids:
+            shard = shards.read(self.store, self.model_tag, shard_id)
+            keep = []
+            for position, row in enumerate(shard.rows):
+                if row.key not in existing:
+                    self.gone.add(row.key)
+                elif row.key not in seen:
+                    seen.add(row.key)
+                    keep.append(position)
+            if keep:
+                rows = tuple(shard.rows[i] for i in keep)
+                yield Shard(shard.shard_id, shard.model_tag, rows, shard.vectors[keep])
+
+
 def rebuild(store: ObjectStore, model_tag: str, *, flat_max: int) -> Manifest:
     """Build one segment from all shards of ``model_tag`` and publish it as the next version."""
-    prefix = layout.embeddings_prefix(model_tag)
-    shard_ids = sorted(
-        layout.parse_shard_key(info.key)[1]
-        for info in store.list(prefix)
-        if info.key.endswith(layout.SHARD_SUFFIX)
-    )
-    existing = {info.key for info in store.list(layout.IMAGES)}
+    source = LiveShards(store, model_tag)
     vectors: list[np.ndarray] = []
     parts: list[segments.Rows] = []
-    seen: set[str] = set()
-    gone: set[str] = set()
-    dim = 0
-    for shard_id in shard_ids:
-        shard = shards.read(store, model_tag, shard_id)
-        dim = dim or shard.dim
-        keep = []
-        for position, row in enumerate(shard.rows):
-            if row.key not in existing:
-                gone.add(row.key)
-            elif row.key not in seen:
-                seen.add(row.key)
-                keep.append(position)
-        if keep:
-            vectors.append(shard.vectors[keep])
-            parts.append(segments.Rows.from_shard_rows([shard.rows[i] for i in keep]))
+    for shard in source:
+        vectors.append(shard.vectors)
+        parts.append(segments.Rows.from_shard_rows(shard.rows))
+    shard_ids, gone = source.shard_ids, source.gone
+    dim = vectors[0].shape[1] if vectors else 0
     entries: tuple[manifests.SegmentEntry, ...] = ()
     if vectors:
         built, index_bytes, rows_bytes = segments.build(
@@ -92,10 +114,26 @@ def _current_version(store: ObjectStore, model_tag: str) -> tuple[int, str | Non
         return newest, info.etag
 
 
-def command(model_tag: str | None, settings: Settings) -> int:
-    """``pixsearch index rebuild``: rebuild, then print one line saying what is live now."""
+def command(model_tag: str | None, settings: Settings, engine: str | None = None) -> int:
+    """``pixsearch index rebuild``: rebuild, then print one line saying what is live now.
+
+    ``engine`` (default: the configured one) names the vector store to build, so a user
+    can switch engines from the embedding shards without embedding again.
+    """
     tag = model_tag or settings.model_tag
-    rebuilt = rebuild(ObjectStore.from_settings(settings), tag, flat_max=settings.index_flat_max)
+    store = ObjectStore.from_settings(settings)
+    if (engine or settings.vector_store) == "lancedb":
+        from pixsearch.vectorstore.lance_store import LanceStore
+
+        lance = LanceStore(settings, store, tag)
+        source = LiveShards(store, tag)
+        count = lance.rebuild(source, source.gone)
+        print(
+            f"rebuilt LanceDB index {tag} at {lance.uri}: {count} vectors from "
+            f"{len(source.shard_ids)} shards"
+        )
+        return 0
+    rebuilt = rebuild(store, tag, flat_max=settings.index_flat_max)
     kinds = ", ".join(f"{entry.kind} ({entry.count})" for entry in rebuilt.segments) or "empty"
     print(
         f"rebuilt index {tag} as version {rebuilt.version}: {rebuilt.vector_count} vectors "

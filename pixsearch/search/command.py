@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pixsearch.config import Settings, get_settings
 from pixsearch.search.errors import SearchError
@@ -18,11 +18,14 @@ def run(
     image: Path | None = None,
     k: int = DEFAULT_K,
     min_score: float | None = None,
+    where: dict[str, Any] | None = None,
+    mode: str = "clip",
     settings: Settings | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Search by ``text`` or by the image file ``image``; print the results. Exit status."""
+    """Search by ``text`` or by the image file ``image`` (rows matching ``where``, ranked
+    by ``mode``); print the results. Exit status."""
     settings = settings or get_settings()
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -32,7 +35,13 @@ def run(
         return 2
     try:
         request = build_request(
-            settings, k=k, min_score=min_score, text=text, image_bytes=image_bytes
+            settings,
+            k=k,
+            min_score=min_score,
+            text=text,
+            image_bytes=image_bytes,
+            where=where,
+            mode=mode,
         )
         response = SearchService(settings).search(request)
     except SearchError as error:

@@ -20,13 +20,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS
+from lancedb.index import FTS, BTree, IvfPq
 
 from pixsearch import layout
 from pixsearch.config import Settings
@@ -145,6 +145,29 @@ class LanceStore:
         if table is not None:
             for chunk in _chunks(gone):
                 table.delete(_key_in(chunk))
+
+    def rebuild(self, shards: Iterable[Shard], gone: set[str]) -> int:
+        """Replace the table with the rows of ``shards`` (streamed, one shard at a time)
+        and record ``gone`` keys as removed; returns the row count.
+
+        The first batch overwrites the table as one new version (older versions stay
+        readable until cleaned up), so a damaged newest version is healed too.
+        """
+        table = None
+        for shard in shards:
+            keys, vectors, metas = _unique_rows([shard])
+            if table is None:
+                schema = row_schema(vectors.shape[1])
+                data = _arrow_rows(metas, vectors, schema)
+                table = self._connect().create_table(ROWS, data, schema=schema, mode="overwrite")
+            else:
+                table.add(_arrow_rows(metas, vectors, table.schema))
+        removed = pa.table({"key": pa.array(sorted(gone), pa.string())})
+        self._connect().create_table(REMOVED, removed, mode="overwrite")
+        if table is None:
+            return 0
+        self._maintain(table, rebuilt=True)
+        return table.count_rows()
 
     # Reading (the search function)
 
@@ -327,18 +350,23 @@ class LanceStore:
             found.update(rows.to_arrow().column("key").to_pylist())
         return found
 
-    def _maintain(self, table: Any) -> None:
-        """Create or update the indexes this table's size calls for.
+    def _maintain(self, table: Any, rebuilt: bool = False) -> None:
+        """Create or update the indexes this table's size calls for (all of them anew
+        after a rebuild).
 
         A failure here (e.g. two runs indexing at once) loses no rows: the next run retries.
         """
         try:
             rows = table.count_rows()
-            if not _has_index(table, "key"):
-                table.create_scalar_index("key", index_type="BTREE")
-            if not _has_index(table, "vector") and rows >= self.settings.lance_index_min_rows:
+            if rebuilt or not _has_index(table, "key"):
+                table.create_index("key", config=BTree())
+            if rows >= self.settings.lance_index_min_rows and (
+                rebuilt or not _has_index(table, "vector")
+            ):
                 self._build_vector_index(table, rows)
-            if not _has_index(table, "caption") and table.count_rows("caption IS NOT NULL"):
+            if (rebuilt or not _has_index(table, "caption")) and table.count_rows(
+                "caption IS NOT NULL"
+            ):
                 table.create_index("caption", config=FTS())
             elif self._unindexed(table) >= self.settings.lance_optimize_rows:
                 table.optimize()
@@ -349,13 +377,10 @@ class LanceStore:
         dim = _dim(table.schema)
         partitions = max(1, min(4096, int(np.sqrt(rows))))
         started = time.perf_counter()
-        table.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_PQ",
-            num_partitions=partitions,
-            num_sub_vectors=_sub_vectors(dim),
+        config = IvfPq(
+            distance_type="cosine", num_partitions=partitions, num_sub_vectors=_sub_vectors(dim)
         )
+        table.create_index("vector", config=config)
         log.info(
             "built IVF_PQ index on %s: %d rows, %d partitions in %.1f s",
             self.uri,
