@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     # rows added since the last index update before it is folded in, and search effort.
     lance_index_min_rows: int = Field(default=5000, ge=256)
     lance_optimize_rows: int = Field(default=2000, ge=1)
-    lance_nprobes: int = Field(default=32, ge=1)
-    lance_refine_factor: int = Field(default=4, ge=1)
+    lance_nprobes: int = Field(default=20, ge=1)
+    # Re-rank this many times k candidates by their full vectors (0: off; costs a read each).
+    lance_refine_factor: int = Field(default=0, ge=0)
 
     # Search
     search_k_max: int = Field(default=100, ge=1)

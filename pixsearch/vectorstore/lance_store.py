@@ -4,9 +4,11 @@
 metadata); ``removed.lance`` the keys of removed images, so a shard delivered
 after its image's removal adds nothing. Writers use LanceDB's own commits
 (concurrent index runs retry their merge on conflict), its own deletes, and its
-own indexes: an IVF-PQ vector index once the table has
-``lance_index_min_rows`` rows (exact scans before), updated as rows arrive, a
-B-tree on ``key`` for the merges, and a full-text index over captions.
+own indexes: an IVF_SQ vector index (8-bit scalar quantization: recall@10 about
+0.98 without re-ranking, where IVF-PQ needed a refine step that costs a random
+read per candidate) once the table has ``lance_index_min_rows`` rows (exact
+scans before), updated as rows arrive, a B-tree on ``key`` for the merges, and
+a full-text index over captions.
 
 Search opens the table and keeps that version until a check (at most every
 ``search_refresh_s``) finds a newer one that opens; a version that cannot be
@@ -26,7 +28,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS, BTree, IvfPq
+from lancedb.index import FTS, BTree, IvfSq
 
 from pixsearch import layout
 from pixsearch.config import Settings
@@ -249,15 +251,20 @@ class LanceStore:
     ) -> list[Hit]:
         query = table.search(np.asarray(vector, np.float32), vector_column_name="vector")
         query = query.distance_type("cosine").limit(limit).select([*RESULT_COLUMNS, "_distance"])
-        if _has_index(table, "vector"):
-            query = query.refine_factor(self.settings.lance_refine_factor)
+        indexed = _has_index(table, "vector")
+        # An exact scan reports cosine distance (1 - cos); the IVF_SQ index squared L2
+        # distance, which for unit vectors is 2 - 2 cos.
+        scale = 0.5 if indexed else 1.0
+        if indexed:
+            if self.settings.lance_refine_factor:
+                query = query.refine_factor(self.settings.lance_refine_factor)
             query = query.minimum_nprobes(self.settings.lance_nprobes)
             # With a filter, more partitions are searched until ``limit`` rows match.
             query = query.maximum_nprobes(0 if sql else self.settings.lance_nprobes)
         if sql:
             query = query.where(sql, prefilter=True)
         return [
-            Hit(record["key"], 1.0 - float(record["_distance"]), RowMeta.from_columns(record))
+            Hit(record["key"], 1.0 - scale * record["_distance"], RowMeta.from_columns(record))
             for record in query.to_arrow().to_pylist()
         ]
 
@@ -374,15 +381,13 @@ class LanceStore:
             log.warning("index maintenance of %s deferred", self.uri, exc_info=True)
 
     def _build_vector_index(self, table: Any, rows: int) -> None:
-        dim = _dim(table.schema)
         partitions = max(1, min(4096, int(np.sqrt(rows))))
         started = time.perf_counter()
-        config = IvfPq(
-            distance_type="cosine", num_partitions=partitions, num_sub_vectors=_sub_vectors(dim)
+        table.create_index(
+            "vector", config=IvfSq(distance_type="cosine", num_partitions=partitions)
         )
-        table.create_index("vector", config=config)
         log.info(
-            "built IVF_PQ index on %s: %d rows, %d partitions in %.1f s",
+            "built IVF_SQ index on %s: %d rows, %d partitions in %.1f s",
             self.uri,
             rows,
             partitions,
@@ -453,14 +458,6 @@ def _has_index(table: Any, column: str) -> bool:
 
 def _dim(schema: pa.Schema) -> int:
     return schema.field("vector").type.list_size
-
-
-def _sub_vectors(dim: int) -> int:
-    """PQ sub-vectors of 8 dimensions each (LanceDB's SIMD path wants a divisor of dim)."""
-    for size in (8, 4, 2, 1):
-        if dim % size == 0:
-            return dim // size
-    return 1
 
 
 def _key_in(keys: Sequence[str]) -> str:

@@ -61,7 +61,7 @@ def make_shard(store: ObjectStore, first: int, count: int, captions: bool = True
 
 
 def engine_settings(settings: Settings, engine: str, **changes: Any) -> Settings:
-    """Small thresholds, so the ANN paths (FAISS IVF, LanceDB IVF-PQ) run at test sizes."""
+    """Small thresholds, so the ANN paths (FAISS IVF, LanceDB IVF_SQ) run at test sizes."""
     return settings.model_copy(
         update={
             "vector_store": engine,
