@@ -43,6 +43,7 @@ ACCESS: dict[str, dict[str, set[str]]] = {
     "index": {
         "s3:GetObject": {layout.EMBEDDINGS, layout.INDEX, layout.IMAGES},
         "s3:PutObject": {layout.INDEX},
+        "s3:DeleteObject": {f"{layout.INDEX}*/lance/"},  # LanceDB's cleanup of old versions
     },
     "search": {"s3:GetObject": {layout.INDEX, layout.IMAGES, MODELS}},
 }
