@@ -77,6 +77,23 @@ def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) ->
     return manifest
 
 
+def bench_environment(moto: MotoServer, work: Path, **settings: str) -> dict[str, str]:
+    """The environment of a run over ``moto`` (also set in this process), with its bucket."""
+    env = {
+        **os.environ,
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "PIXSEARCH_BUCKET": "bench",
+        "PIXSEARCH_PRETRAINED": "",
+        "PIXSEARCH_DATA_DIR": str(work),
+        **settings,
+    }
+    os.environ.update(env)
+    client.cache_clear()
+    client("s3").create_bucket(Bucket="bench")
+    return env
+
+
 def percentiles(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples_s)
     return {"p50_ms": statistics.median(ms), "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))]}
@@ -297,18 +314,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
     with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
-        env = {
-            **os.environ,
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": moto.endpoint_url,
-            "PIXSEARCH_BUCKET": "bench",
-            "PIXSEARCH_PRETRAINED": "",
-            "PIXSEARCH_SEARCH_REFRESH_S": "3600",
-            "PIXSEARCH_DATA_DIR": str(work),
-        }
-        os.environ.update(env)
-        client.cache_clear()
-        client("s3").create_bucket(Bucket="bench")
+        env = bench_environment(moto, work, PIXSEARCH_SEARCH_REFRESH_S="3600")
         results = {"vectors": args.vectors, "model": args.model}
         results.update(measure_served(args, env, work))
         results.update(measure_cold_start(args.vectors, env, work))

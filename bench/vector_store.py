@@ -36,11 +36,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pixsearch import shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
-from pixsearch.embed import shard as shards  # noqa: E402
-from pixsearch.embed.shard import ShardRow  # noqa: E402
 from pixsearch.layout import image_key  # noqa: E402
 from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.shards import ShardRow  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 from pixsearch.vectorstore.engines import ENGINES, open_store  # noqa: E402
 

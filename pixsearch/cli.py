@@ -10,6 +10,7 @@ from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
+from pixsearch import topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.logs import configure_cli
 from pixsearch.vectorstore.engines import ENGINES
@@ -45,7 +46,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.runtime.stack import use_running_stack
     from pixsearch.search import command
 
-    use_running_stack(settings)
+    if not args.api_url:
+        use_running_stack(settings)
     where = {
         "list": args.list,
         "source_domain": args.source_domain,
@@ -62,6 +64,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         where={name: value for name, value in where.items() if value is not None},
         mode=args.mode,
         settings=settings,
+        api_url=args.api_url,
     )
 
 
@@ -85,6 +88,35 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
     use_running_stack(settings)
     return rebuild.command(args.model_tag, settings, args.vector_store)
+
+
+def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.index import retention
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    return retention.command(args.model_tag, args.dry_run, settings)
+
+
+def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from pixsearch import dlq
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    letters = dlq.list_dead_letters(settings, args.stage)
+    print(json.dumps([asdict(x) for x in letters], indent=2) if args.json else dlq.render(letters))
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch import dlq
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    print(dlq.render_redrive(dlq.redrive(settings, args.stage)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--min-height", type=int, metavar="PX")
     filters.add_argument("--fetched-after", metavar="TIME", help="ISO 8601, e.g. 2026-01-31")
     filters.add_argument("--fetched-before", metavar="TIME", help="ISO 8601")
+    search.add_argument(
+        "--api-url",
+        help="ask this search API instead of searching in this process "
+        "(PIXSEARCH_API_AUTH=iam signs the requests with AWS SigV4)",
+    )
     search.set_defaults(run=_search)
 
     ingest = commands.add_parser(
@@ -169,6 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
         "engine's index from the embedding shards, to switch without embedding again",
     )
     rebuild.set_defaults(run=_index_rebuild)
+    gc = index_commands.add_parser(
+        "gc",
+        help="delete index objects no kept manifest references, older than the grace period",
+    )
+    gc.add_argument("--model-tag", help="the index to clean (default: the configured model's)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    gc.set_defaults(run=_index_gc)
+
+    dlq = commands.add_parser("dlq", help="dead-lettered messages: list them, send them back")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser(
+        "list", help="stage, object key(s), receive count and first failure of each dead letter"
+    )
+    dlq_list.add_argument("--json", action="store_true", help="machine-readable output")
+    dlq_list.set_defaults(run=_dlq_list)
+    dlq_redrive = dlq_commands.add_parser(
+        "redrive", help="move dead letters back to their stage's queue (after fixing the cause)"
+    )
+    dlq_redrive.set_defaults(run=_dlq_redrive)
+    for action in (dlq_list, dlq_redrive):
+        action.add_argument(
+            "--stage", choices=[spec.name for spec in topology.STAGES], help="only this stage"
+        )
     return parser
 
 

@@ -36,7 +36,7 @@ class Stage:
     batch_size: int
     batching_window_s: int = 0
     max_concurrency: int = 2
-    max_receive_count: int = 2
+    max_receive_count: int = 5  # AWS: at least 5 for SQS event sources (lost receives count)
     memory_mb: int = 1024
 
     @property
@@ -79,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
         batch_size=100,
         batching_window_s=5,
         max_concurrency=1,
-        memory_mb=2048,
+        memory_mb=3008,
     ),
 )
 

@@ -40,10 +40,10 @@ class Query:
 
     def send(self, api: SearchApi) -> SearchResponse:
         if self.upload is not None:
-            return api.search_upload(self.upload, self.filename, self.k, self.where)
+            return api.search_upload(self.upload, self.filename, self.k, where=self.where)
         if self.image_key is not None:
             return api.search_image_key(self.image_key, self.k, self.where)
-        return api.search_text(self.text or "", self.k, self.where, self.mode)
+        return api.search_text(self.text or "", self.k, where=self.where, mode=self.mode)
 
     def describe(self) -> str:
         if self.upload is not None:

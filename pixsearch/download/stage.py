@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings
+from pixsearch.download.budget import DownloadLimits
 from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.parts import ListPart, queue_parts, read_part, split, write_parts
 from pixsearch.download.sink import BucketSink
-from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, parse_url_list
+from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, parse_url_list_stream
 from pixsearch.download.urlmap import read_map, write_map, write_summary_if_complete
 from pixsearch.events import ObjectEvent
 from pixsearch.storage import ObjectNotFound, ObjectStore, client
@@ -49,17 +50,17 @@ class DownloadStage:
 
     def process_list(self, key: str) -> None:
         try:
-            data, info = self.store.get_with_info(key)
+            chunks, info = self.store.stream(key)
         except ObjectNotFound:
             log.warning("URL list %s is gone; nothing to do", key)
             return
         try:
-            rows = parse_url_list(
-                data,
+            rows = parse_url_list_stream(
+                chunks,
                 key,
                 url_column=self.settings.download_url_column,
                 caption_column=self.settings.download_caption_column,
-                max_bytes=self.settings.download_list_max_bytes,
+                max_bytes=DownloadLimits.from_settings(self.settings).list_max_bytes,
             )
         except UrlListError as error:
             log.error("URL list %s cannot be parsed: %s", key, error)

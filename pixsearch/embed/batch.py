@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import images, shard
+from pixsearch.embed import images
 from pixsearch.embed.model import ClipModel
 from pixsearch.events import ObjectEvent
 from pixsearch.origin import ImageOrigin
@@ -33,7 +33,7 @@ class Prepared:
     """An image ready for the model, the reason it is not, or neither (image gone)."""
 
     event: ObjectEvent
-    row: shard.ShardRow | None = None
+    row: shards.ShardRow | None = None
     pixels: torch.Tensor | None = None
     error: Exception | None = None
 
@@ -58,7 +58,7 @@ def embed_events(
     for event in events:
         carriers.setdefault(event.key, []).append(event.message_id)
     failures: dict[str, BaseException] = {}
-    rows: list[shard.ShardRow] = []
+    rows: list[shards.ShardRow] = []
     chunks: list[np.ndarray] = []
     for ready in _chunks(_prepare_all(wanted, store, model, settings), settings.embed_batch_size):
         for item in ready:
@@ -72,7 +72,7 @@ def embed_events(
     if not rows:
         return EmbedResult(None, 0, failures)
     vectors = np.concatenate(chunks)
-    identifier = shard.write(store, model.tag, rows, vectors)
+    identifier = shards.write(store, model.tag, rows, vectors)
     log.info("embedded %d images into shard %s/%s", len(rows), model.tag, identifier)
     return EmbedResult(identifier, len(rows), failures)
 
@@ -111,9 +111,10 @@ def _prepare(
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
     origin = ImageOrigin.from_metadata(info.metadata)
-    row = shard.ShardRow(
+    row = shards.ShardRow(
         key=event.key,
         etag=info.etag,
+        modified=info.last_modified.isoformat() if info.last_modified else "",
         source_url=origin.source_url,
         width=image.width,
         height=image.height,

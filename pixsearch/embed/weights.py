@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pixsearch.layout import names_a_file
 from pixsearch.storage import ObjectStore
-
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 class ModelUnavailable(RuntimeError):
@@ -25,10 +24,6 @@ def unavailable(model: str, pretrained: str, reason: str) -> ModelUnavailable:
     )
 
 
-def looks_like_path(pretrained: str) -> bool:
-    return "/" in pretrained or os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)
-
-
 def resolve(model: str, pretrained: str, cache_dir: Path) -> str | None:
     """What to hand open_clip as ``pretrained``: ``None`` (random init), a tag or a file path.
 
@@ -39,7 +34,7 @@ def resolve(model: str, pretrained: str, cache_dir: Path) -> str | None:
         return None
     if pretrained.startswith("s3://"):
         return _download(model, pretrained, cache_dir)
-    if looks_like_path(pretrained):
+    if names_a_file(pretrained):
         if not Path(pretrained).is_file():
             raise unavailable(model, pretrained, "no such file")
         return pretrained

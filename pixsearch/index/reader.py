@@ -20,7 +20,7 @@ from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.rows import RowMeta
 
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-RECOVERY_DEPTH = 10
 
 
 class IndexNotFound(LookupError):
@@ -55,11 +53,9 @@ class Hit:
 class _LiveSegment:
     """A loaded segment with the FAISS search parameters that skip its tombstoned rows."""
 
-    def __init__(self, loaded: segments.Segment, tombstones: frozenset[str]) -> None:
+    def __init__(self, loaded: segments.Segment, tombstone_hashes: np.ndarray) -> None:
         self.segment = loaded
-        dead = np.array(
-            [i for i, key in enumerate(loaded.rows.keys) if key in tombstones], dtype=np.int64
-        )
+        dead = np.flatnonzero(np.isin(loaded.hashes, tombstone_hashes)).astype(np.int64)
         self.live = loaded.entry.count - len(dead)
         self.alive = np.ones(loaded.entry.count, dtype=bool)
         self.alive[dead] = False
@@ -88,9 +84,8 @@ class _LiveSegment:
         if self.segment.entry.kind == "ivf":
             nlist = faiss.extract_index_ivf(self.segment.index).nlist
             while (positions < 0).any() and params.nprobe < nlist:
-                params = faiss.SearchParametersIVF(
-                    sel=selector, nprobe=min(nlist, params.nprobe * 4)
-                )
+                nprobe = min(nlist, params.nprobe * 4)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
                 scores, positions = self.segment.index.search(queries, wanted, params=params)
         return scores, positions
 
@@ -105,8 +100,8 @@ class _LiveSegment:
             self._columns = {
                 "list_name": np.array(rows.column("list_name"), dtype=object),
                 "source_domain": np.array(rows.column("source_domain"), dtype=object),
-                "width": numbers(rows.widths),
-                "height": numbers(rows.heights),
+                "width": numbers(rows.column("width")),
+                "height": numbers(rows.column("height")),
                 "fetched_at_ms": numbers(rows.column("fetched_at_ms")),
             }
         return self._columns
@@ -139,6 +134,8 @@ class IndexSnapshot:
         self.vector_count = sum(part.live for part in parts)
         self.segment_count = len(parts)
         self.loaded_at = time.time()
+        self.reused_count = 0  # segments taken over from the previous snapshot
+        self._segments = {part.segment.entry.id: part.segment for part in parts}
         self._parts = [part for part in parts if part.live > 0]
 
     @property
@@ -150,7 +147,7 @@ class IndexSnapshot:
         """Top ``k`` live hits per query row (among rows matching ``where``), best score
         first, merged over all segments."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dim:
+        if self.segment_count and queries.shape[1] != self.dim:
             raise ValueError(f"queries have dim {queries.shape[1]}, the index has {self.dim}")
         if k <= 0 or not self._parts:
             return [[] for _ in range(len(queries))]
@@ -176,53 +173,57 @@ def manifest_etag(store: ObjectStore, model_tag: str) -> str | None:
     return info.etag if info else None
 
 
-def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
+def load_snapshot(
+    store: ObjectStore, model_tag: str, previous: IndexSnapshot | None = None
+) -> IndexSnapshot:
     """The current index, validated; falls back to the newest valid archived version.
 
-    :class:`IndexNotFound` if nothing was published for ``model_tag``;
+    Segments are immutable: those ``previous`` already holds are taken over (with the
+    new version's tombstones), only new ones are read, and the ones that left go with
+    ``previous``. :class:`IndexNotFound` if nothing was published for ``model_tag``;
     :class:`CorruptIndex` if neither the current version nor a recent one validates.
     """
-    key = layout.manifest_key(model_tag)
-    try:
-        data, info = store.get_with_info(key)
-    except ObjectNotFound:
-        message = f"no index for model {model_tag!r} yet ({key} does not exist)"
-        raise IndexNotFound(message) from None
-    try:
-        current = manifests.parse(data, model_tag)
-        return IndexSnapshot(current, info.etag, _load_parts(store, current))
-    except CorruptIndex as error:
-        log.error("index %s: refusing the current manifest: %s", model_tag, error)
-        refused = error
-    for version in manifests.archived_versions(store, model_tag)[:RECOVERY_DEPTH]:
-        try:
-            previous = manifests.read_version(store, model_tag, version)
-            reason = f"the current index was refused ({refused}); serving archived v{version}"
-            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous), reason)
-        except (CorruptIndex, KeyError) as error:
-            log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
-            continue
-        log.warning("index %s: serving archived v%d", model_tag, version)
-        return snapshot
-    raise refused
-
-
-def _load_parts(store: ObjectStore, manifest: Manifest) -> list[_LiveSegment]:
-    return [
-        _LiveSegment(
-            segments.load(store, manifest.model_tag, entry, manifest.dim), manifest.tombstones
+    held = previous._segments if previous is not None and previous.model_tag == model_tag else {}
+    newest = manifests.read_newest_valid(
+        store, model_tag, lambda manifest: _load_parts(store, manifest, held)
+    )
+    if newest.etag is None:
+        key = layout.manifest_key(model_tag)
+        raise IndexNotFound(f"no index for model {model_tag!r} yet ({key} does not exist)")
+    reason = None
+    if newest.refused is not None:
+        reason = (
+            f"the current index was refused ({newest.refused}); "
+            f"serving archived v{newest.manifest.version}"
         )
-        for entry in manifest.segments
-    ]
+    snapshot = IndexSnapshot(newest.manifest, newest.etag, newest.loaded, reason)
+    snapshot.reused_count = sum(entry.id in held for entry in newest.manifest.segments)
+    return snapshot
+
+
+def _load_parts(
+    store: ObjectStore, manifest: Manifest, held: dict[str, segments.Segment]
+) -> list[_LiveSegment]:
+    tombstone_hashes = segments.key_hashes(manifest.tombstones)
+    parts = []
+    for entry in manifest.segments:
+        loaded = held.get(entry.id)
+        if loaded is None:
+            loaded = segments.load(store, manifest.model_tag, entry, manifest.dim)
+        else:  # the same immutable objects; only the entry's dead count may differ
+            loaded = segments.Segment(entry, loaded.index, loaded.rows, loaded.hashes)
+        parts.append(_LiveSegment(loaded, tombstone_hashes))
+    return parts
 
 
 def _hit(part: _LiveSegment, position: int, score: float) -> Hit:
     rows = part.segment.rows
+    key, source_url, width, height = rows.row(position)
     return Hit(
-        key=rows.keys[position],
+        key=key,
         score=score,
-        source_url=rows.source_urls[position],
-        width=rows.widths[position],
-        height=rows.heights[position],
+        source_url=source_url,
+        width=width,
+        height=height,
         meta=rows.meta(position),
     )

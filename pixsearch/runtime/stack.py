@@ -187,20 +187,15 @@ class LocalStack:
         )
 
     def _start_api(self, cleanup: ExitStack) -> None:
-        from werkzeug.serving import make_server
-
         try:
             from pixsearch.search.flask_app import create_flask_app
+            from pixsearch.search.wsgi_server import api_server
         except ImportError as error:
             self.endpoints["search API"] = f"absent ({error})"
             return
 
-        server = make_server(
-            self.settings.api_host, self.settings.api_port, create_flask_app(), threaded=True
-        )
-        thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
-        thread.start()
-        cleanup.callback(server.shutdown)
+        server = api_server(create_flask_app(), self.settings).start()
+        cleanup.callback(server.stop)
         self.endpoints["search API"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     def _start_webapp(self, cleanup: ExitStack) -> None:

@@ -8,9 +8,11 @@ from typing import Any, TextIO
 
 from pixsearch.config import Settings, get_settings
 from pixsearch.search.errors import SearchError
-from pixsearch.search.requests import DEFAULT_K, build_request
+from pixsearch.search.requests import DEFAULT_K, SearchRequest, build_request
 from pixsearch.search.responses import SearchResponse
 from pixsearch.search.service import SearchService
+from pixsearch.webui.api_client import ApiError, SearchApi
+from pixsearch.webui.sigv4 import NoCredentials
 
 
 def run(
@@ -21,11 +23,15 @@ def run(
     where: dict[str, Any] | None = None,
     mode: str = "clip",
     settings: Settings | None = None,
+    api_url: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """Search by ``text`` or by the image file ``image`` (rows matching ``where``, ranked
-    by ``mode``); print the results. Exit status."""
+    by ``mode``); print the results. Exit status.
+
+    In this process by default; through the search API at ``api_url`` when given.
+    """
     settings = settings or get_settings()
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -43,12 +49,36 @@ def run(
             where=where,
             mode=mode,
         )
-        response = SearchService(settings).search(request)
+        if api_url:
+            response = _ask_api(api_url, settings, request, image, where or {})
+        else:
+            response = SearchService(settings).search(request)
     except SearchError as error:
         print(f"error ({error.code}): {error.message}", file=err)
         return 2 if error.status < 500 else 1
+    except ApiError as error:
+        print(f"error ({error.code}): {error.message}", file=err)
+        return 2 if error.status is not None and error.status < 500 else 1
+    except NoCredentials as error:
+        print(f"error: {error}", file=err)
+        return 2
     out.write(format_table(response))
     return 0
+
+
+def _ask_api(
+    api_url: str,
+    settings: Settings,
+    request: SearchRequest,
+    image: Path | None,
+    where: dict[str, Any],
+) -> SearchResponse:
+    """The same query through a search API (signed when ``PIXSEARCH_API_AUTH=iam``)."""
+    api = SearchApi.from_settings(api_url, settings)
+    if request.text is not None:
+        return api.search_text(request.text, request.k, request.min_score, where, request.mode)
+    assert request.image_bytes is not None and image is not None
+    return api.search_upload(request.image_bytes, image.name, request.k, request.min_score, where)
 
 
 def format_table(response: SearchResponse) -> str:

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from pixsearch.config import Settings
-from pixsearch.embed.shard import Shard
 from pixsearch.index import update
+from pixsearch.index.compaction import Limits
 from pixsearch.index.reader import IndexSnapshot
 from pixsearch.search.index_cache import IndexCache
+from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.fusion import candidate_pool, fuse
@@ -47,7 +48,7 @@ class FaissStore:
         self, vector: np.ndarray, k: int, where: Filter | None = None, text: str | None = None
     ) -> Found:
         snapshot = self.cache.current()
-        if vector.shape[-1] != snapshot.dim:
+        if snapshot.segment_count and vector.shape[-1] != snapshot.dim:
             raise DimensionMismatch(
                 f"index {self.model_tag} has {snapshot.dim}-d vectors but the query is "
                 f"{vector.shape[-1]}-d; rebuild the index"
@@ -79,6 +80,8 @@ class FaissStore:
         )
 
     def refresh(self) -> None:
+        """Load the newest version now (a background reload in progress is waited for)."""
+        self.cache.wait_for_refresh()
         self.cache.refresh_if_due()
 
     def _apply(self, shards: Sequence[Shard], removed: Sequence[str]) -> None:
@@ -87,8 +90,7 @@ class FaissStore:
             self.model_tag,
             shards,
             removed,
-            flat_max=self.settings.index_flat_max,
-            compact_segments=self.settings.index_compact_segments,
+            limits=Limits.from_settings(self.settings),
             image_exists=lambda key: self.store.head(key) is not None,
         )
 

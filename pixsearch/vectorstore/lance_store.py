@@ -32,7 +32,7 @@ from lancedb.index import FTS, BTree, IvfSq
 
 from pixsearch import layout
 from pixsearch.config import Settings
-from pixsearch.embed.shard import Shard
+from pixsearch.shards import Shard
 from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.fusion import candidate_pool, fuse

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pixsearch.embed.shard import Shard
+from pixsearch.shards import Shard
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.rows import RowMeta
 

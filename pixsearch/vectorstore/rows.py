@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pixsearch.embed.shard import ShardRow
 from pixsearch.origin import source_domain
+from pixsearch.shards import ShardRow
 
 METADATA_FIELDS = (
     pa.field("list_name", pa.string()),

@@ -11,8 +11,10 @@ import json
 from typing import Any, TypeVar
 
 import requests
+import requests.auth
 from pydantic import ValidationError
 
+from pixsearch.config import Settings
 from pixsearch.search.requests import UPLOAD_FIELD
 from pixsearch.search.responses import Health, SearchResponse
 
@@ -46,15 +48,35 @@ class ApiError(Exception):
 class SearchApi:
     """``POST /search``, ``POST /search/image`` and ``GET /health`` of one API base URL."""
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = 60.0, auth: requests.auth.AuthBase | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._http = requests.Session()
+        self._http.auth = auth
+
+    @classmethod
+    def from_settings(cls, base_url: str, settings: Settings) -> SearchApi:
+        """A client that signs its requests when ``PIXSEARCH_API_AUTH=iam``."""
+        if settings.api_auth == "iam":
+            from pixsearch.webui.sigv4 import SigV4
+
+            return cls(base_url, auth=SigV4(settings.region))
+        return cls(base_url)
 
     def search_text(
-        self, text: str, k: int, where: Filters | None = None, mode: str = "clip"
+        self,
+        text: str,
+        k: int,
+        min_score: float | None = None,
+        where: Filters | None = None,
+        mode: str = "clip",
     ) -> SearchResponse:
-        return self._search({"query_text": text, "k": k, "mode": mode}, where)
+        query: dict[str, Any] = {"query_text": text, "k": k, "mode": mode}
+        if min_score is not None:
+            query["min_score"] = min_score
+        return self._search(query, where)
 
     def search_image_key(
         self, image_key: str, k: int, where: Filters | None = None
@@ -62,9 +84,15 @@ class SearchApi:
         return self._search({"image_key": image_key, "k": k}, where)
 
     def search_upload(
-        self, image: bytes, filename: str, k: int, where: Filters | None = None
+        self,
+        image: bytes,
+        filename: str,
+        k: int,
+        min_score: float | None = None,
+        where: Filters | None = None,
     ) -> SearchResponse:
-        fields = {"k": str(k), **({"filter": json.dumps(where)} if where else {})}
+        fields = {"k": str(k)} | ({"min_score": str(min_score)} if min_score is not None else {})
+        fields |= {"filter": json.dumps(where)} if where else {}
         body = self._call(
             "POST",
             "/search/image",

@@ -22,6 +22,7 @@ from pixsearch.download.outcome import MapRow
 from pixsearch.download.parts import ListPart
 from pixsearch.download.urlmap import read_maps, read_summary
 from pixsearch.index import manifest
+from pixsearch.index.folded import folded_ids
 from pixsearch.storage import ObjectStore
 
 
@@ -85,7 +86,12 @@ class ProgressReader:
 
     def index_state(self) -> IndexState:
         current, _ = manifest.read(self.store, self.model_tag)
-        return IndexState(current.version, current.vector_count, current.shards, current.tombstones)
+        return IndexState(
+            current.version,
+            current.vector_count,
+            folded_ids(self.store, current),
+            frozenset(current.tombstones),
+        )
 
     def list_progress(self, name: str) -> ListProgress:
         rows = self.map_rows(name)

@@ -34,7 +34,8 @@ REFRESH_S = 0.5
 def api_url(
     image_server: ImageServer, tiny_model: ClipModel, settings: Settings, store: ObjectStore
 ) -> Iterator[str]:
-    service = SearchService(settings.model_copy(update={"search_refresh_s": REFRESH_S}), store)
+    update = {"search_refresh_s": REFRESH_S, "search_image_url_allow": image_server.allow_entry}
+    service = SearchService(settings.model_copy(update=update), store)
     server = make_server("127.0.0.1", free_port(), create_flask_app(service), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -47,7 +48,7 @@ def ingest(store: ObjectStore, pipeline: Dispatcher, name: str, urls: list[str])
     """Upload a URL list, run the pipeline dry; the image key of each URL."""
     store.put(f"urls/{name}.txt", ("\n".join(urls) + "\n").encode())
     pipeline.drain()
-    rows = [row for part in read_maps(store, name) for row in part.rows]
+    rows = [row for part in read_maps(store, f"{name}.txt") for row in part.rows]
     assert all(row.status == "ok" for row in rows), rows
     return {row.url: row.key for row in rows}
 

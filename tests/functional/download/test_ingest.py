@@ -41,12 +41,12 @@ def test_ingest_then_retry_only_the_failed_rows(
 
     assert main(["ingest", str(path), "--timeout", "60"]) == 0
     out = capsys.readouterr().out
-    assert "pets: 4 URLs in 1 part(s)" in out
+    assert "pets.txt: 4 URLs in 1 part(s)" in out
     assert "fetched     2" in out and "http_404" in out and "bad_url" in out
-    assert "pixsearch ingest --retry-failed pets" in out
+    assert "pixsearch ingest --retry-failed pets.txt" in out
 
     image_server.add_image("late.png", color=(9, 200, 9), fmt="PNG")
-    assert main(["ingest", "--retry-failed", "pets", "--timeout", "60"]) == 0
+    assert main(["ingest", "--retry-failed", "pets.txt", "--timeout", "60"]) == 0
     out = capsys.readouterr().out
     assert "fetched     3" in out and "http_404" not in out and "bad_url" in out
     assert [image_server.hits[f"/img/{i}.jpeg"] for i in range(2)] == [1, 1]
@@ -54,9 +54,9 @@ def test_ingest_then_retry_only_the_failed_rows(
     assert store.count(layout.IMAGES) == 3
 
     # The same content again is a new run: ingest waits for its new map.
-    before = read_maps(store, "pets")[0].etag
+    before = read_maps(store, "pets.txt")[0].etag
     assert main(["ingest", str(path), "--timeout", "60"]) == 0
-    summary = read_summary(store, "pets")
+    summary = read_summary(store, "pets.txt")
     assert summary is not None and summary["part_maps"]["00000"] != before
     assert summary["counts"] == {"ok": 3, "duplicate": 0, "failed": 1}
 

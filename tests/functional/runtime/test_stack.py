@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import boto3
 import pytest
 
 from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, free_port
+from tests.fixtures.stack import RunningStack
 
 
 def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
@@ -27,36 +26,6 @@ def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-class RunningStack:
-    def __init__(self, env: dict[str, str], *extra: str) -> None:
-        self.env = env
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp", *extra],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if "Press Ctrl-C" in line:
-                return
-        self.stop()
-        raise AssertionError("stack did not come up:\n" + "".join(self.output))
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        rest, _ = self.process.communicate(timeout=60)
-        self.output.append(rest or "")
-        return "".join(self.output)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def service(
     store: ObjectStore,
     pipeline: Dispatcher,
 ) -> SearchService:
-    """Two lists indexed by the pipeline into the engine under test; ``cats`` has captions."""
+    """Two lists indexed by the pipeline into the engine under test; ``cats.csv`` has captions."""
     monkeypatch.setenv("PIXSEARCH_VECTOR_STORE", request.param)
     get_settings.cache_clear()
     cats = image_server.add_images(4, prefix="cats")
@@ -47,12 +47,12 @@ def test_results_carry_their_origin(service: SearchService, settings: Settings):
     assert response.engine == service.settings.vector_store
     results = response.results
     assert len(results) == 8
-    assert {result.list_name for result in results} == {"cats", "dogs"}
+    assert {result.list_name for result in results} == {"cats.csv", "dogs.txt"}
     assert {result.source_domain for result in results} == {"127.0.0.1"}
     assert all(result.fetched_at and result.bytes and result.width for result in results)
-    captions = {result.caption for result in results if result.list_name == "cats"}
+    captions = {result.caption for result in results if result.list_name == "cats.csv"}
     assert captions == {"a zebra on the beach", None, "two kittens asleep", "a cat, a hat"}
-    assert {result.caption for result in results if result.list_name == "dogs"} == {None}
+    assert {result.caption for result in results if result.list_name == "dogs.txt"} == {None}
 
 
 def test_filters_return_every_match_and_only_matches(service: SearchService, settings: Settings):
@@ -60,8 +60,8 @@ def test_filters_return_every_match_and_only_matches(service: SearchService, set
         request = build_request(settings, k=10, min_score=None, text="a photo", where=where)
         return service.search(request).results
 
-    assert {result.list_name for result in search(list="dogs")} == {"dogs"}
-    assert len(search(list="dogs")) == 4
+    assert {result.list_name for result in search(list="dogs.txt")} == {"dogs.txt"}
+    assert len(search(list="dogs.txt")) == 4
     big = search(min_width=300, min_height=200)
     assert [(result.width, result.height) for result in big] == [(300, 200)]
     assert search(fetched_before="2000-01-01T00:00:00Z") == []
@@ -79,9 +79,9 @@ def test_hybrid_puts_the_caption_match_first(service: SearchService, settings: S
 
 def test_http_filters_and_their_errors(service: SearchService):
     client: FlaskClient = create_flask_app(service).test_client()
-    ok = client.post("/search", json={"query_text": "x", "k": 3, "filter": {"list": "cats"}})
+    ok = client.post("/search", json={"query_text": "x", "k": 3, "filter": {"list": "cats.csv"}})
     assert ok.status_code == 200, ok.json
-    assert {result["list_name"] for result in ok.json["results"]} == {"cats"}
+    assert {result["list_name"] for result in ok.json["results"]} == {"cats.csv"}
     for body, code in [
         ({"query_text": "x", "filter": {"colour": "red"}}, "unknown_filter"),
         ({"query_text": "x", "filter": {"min_width": "wide"}}, "invalid_filter"),

@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import shard as shards
-from pixsearch.embed.shard import Shard, ShardRow
 from pixsearch.runtime.moto_server import MotoServer
+from pixsearch.shards import Shard, ShardRow
 from pixsearch.storage import ObjectStore, client
 from pixsearch.vectorstore.engines import ENGINES, open_store
 from pixsearch.vectorstore.filters import parse_filter
@@ -217,13 +216,16 @@ def test_removed_images_leave_and_late_shards_do_not_bring_them_back(
     for key in gone:
         store.delete(key)
     vectors.remove([*gone, kept])  # an image still in the bucket is not removed
+    vectors.refresh()
     assert vectors.count() == 55
     query = filled[0].vectors[0]
     assert gone[0] not in {hit.key for hit in vectors.search(query, 20).hits}
     vectors.add([filled[0]])  # a redelivered shard arrives after the removal
+    vectors.refresh()
     assert vectors.count() == 55
     store.put(gone[0], b"jpeg again")  # re-uploaded: its next shard makes it live again
     vectors.add([make_shard_rows(store, filled[0], [0])])
+    vectors.refresh()
     assert vectors.search(query, 1).hits[0].key == gone[0]
 
 
@@ -275,6 +277,7 @@ def test_damaged_newest_version_keeps_the_last_good_one_serving(
     vectors.search(query, 3)
     vectors.add([make_shard(store, 50, 50)])
     damage_newest_version(store, engine)
+    vectors.refresh()
     assert vectors.search(query, 3).hits[0].key == first.rows[3].key
     described = vectors.describe()
     assert described.problem and described.version is not None
@@ -283,6 +286,7 @@ def test_damaged_newest_version_keeps_the_last_good_one_serving(
     if engine == "faiss":  # readers fall back to the newest archived manifest that validates
         assert fresh.search(query, 3).hits[0].key == first.rows[3].key
         vectors.add([later])  # and the next update heals the index
+        fresh.refresh()
         assert fresh.count() == 110
     else:  # a new reader or writer cannot open the table: a clear error, not a wrong answer
         with pytest.raises(StoreUnavailable, match="cannot open LanceDB table"):
