@@ -13,6 +13,7 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from pixsearch import topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.logs import configure_cli
+from pixsearch.vectorstore.engines import ENGINES
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -48,11 +49,21 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.api_url:
         use_running_stack(settings)
+    where = {
+        "list": args.list,
+        "source_domain": args.source_domain,
+        "min_width": args.min_width,
+        "min_height": args.min_height,
+        "fetched_after": args.fetched_after,
+        "fetched_before": args.fetched_before,
+    }
     return command.run(
         text=args.text,
         image=args.image,
         k=args.k,
         min_score=args.min_score,
+        where={name: value for name, value in where.items() if value is not None},
+        mode=args.mode,
         settings=settings,
         api_url=args.api_url,
     )
@@ -78,7 +89,7 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.runtime.stack import use_running_stack
 
     use_running_stack(settings)
-    return rebuild.command(args.model_tag, settings)
+    return rebuild.command(args.model_tag, settings, args.vector_store)
 
 
 def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--min-score", type=float, help="drop results scoring below this")
     search.add_argument(
+        "--mode",
+        choices=("clip", "hybrid"),
+        default="clip",
+        help="hybrid: also rank by the captions URL lists gave the images (text queries)",
+    )
+    filters = search.add_argument_group("filters (all must match)")
+    filters.add_argument("--list", metavar="NAME", help="only images from this URL list")
+    filters.add_argument("--source-domain", metavar="HOST", help="only images from this host")
+    filters.add_argument("--min-width", type=int, metavar="PX")
+    filters.add_argument("--min-height", type=int, metavar="PX")
+    filters.add_argument("--fetched-after", metavar="TIME", help="ISO 8601, e.g. 2026-01-31")
+    filters.add_argument("--fetched-before", metavar="TIME", help="ISO 8601")
+    search.add_argument(
         "--api-url",
         help="ask this search API instead of searching in this process "
         "(PIXSEARCH_API_AUTH=iam signs the requests with AWS SigV4)",
@@ -186,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument(
         "--model-tag", help="the index to rebuild (default: the configured model's)"
+    )
+    rebuild.add_argument(
+        "--vector-store",
+        choices=ENGINES,
+        help="the engine to build (default: PIXSEARCH_VECTOR_STORE); builds the other "
+        "engine's index from the embedding shards, to switch without embedding again",
     )
     rebuild.set_defaults(run=_index_rebuild)
     gc = index_commands.add_parser(

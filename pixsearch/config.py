@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     index_compact_segments: int = Field(default=4, ge=2)
     # Segments up to this many rows are exact (Flat); larger ones IVF-SQ8.
     index_flat_max: int = Field(default=50_000, ge=1)
+    # Where vectors live: FAISS segments loaded by search, or a LanceDB table queried in place.
+    vector_store: Literal["faiss", "lancedb"] = "faiss"
+    # LanceDB: rows before an ANN index is built (below, every query is an exact scan),
+    # rows added since the last index update before it is folded in, and search effort.
+    lance_index_min_rows: int = Field(default=5000, ge=256)
+    lance_optimize_rows: int = Field(default=2000, ge=1)
+    lance_nprobes: int = Field(default=20, ge=1)
+    # Re-rank this many times k candidates by their full vectors (0: off; costs a read each).
+    lance_refine_factor: int = Field(default=0, ge=0)
     # Inverted lists of the IVF template, trained once per index.
     index_ivf_nlist: int = Field(default=1024, ge=1)
     # One index run's memory and time: by default the index function's size as deployed

@@ -172,3 +172,13 @@ def manifest_version_key(tag: str, version: int) -> str:
 
 def manifest_versions_prefix(tag: str) -> str:
     return f"{INDEX}{tag}/manifests/"
+
+
+def lance_prefix(tag: str) -> str:
+    """The LanceDB database of a model's index (engine ``lancedb``)."""
+    return f"{INDEX}{tag}/lance"
+
+
+def lance_creation_key(tag: str, table: str) -> str:
+    """Written ``IfNoneMatch`` by the one index run that may create a LanceDB table."""
+    return f"{INDEX}{tag}/lance-creating/{table}"

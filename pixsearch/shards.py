@@ -38,6 +38,11 @@ class ShardRow:
     source_url: str | None
     width: int
     height: int
+    # Origin and size (absent from shards written before they were recorded).
+    list_name: str | None = None
+    fetched_at: str | None = None
+    caption: str | None = None
+    bytes: int | None = None
     modified: str = ""  # the image object's Last-Modified (ISO 8601): which upload this is
 
     @property

@@ -6,7 +6,9 @@ is kept in the session so that reruns caused by other widgets do not query again
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
 
 import streamlit as st
 
@@ -33,13 +35,15 @@ class Query:
     image_url: str | None = None  # to show the query image of "more like this"
     upload: bytes | None = None
     filename: str = "query"
+    where: dict[str, Any] = field(default_factory=dict)
+    mode: str = "clip"
 
     def send(self, api: SearchApi) -> SearchResponse:
         if self.upload is not None:
-            return api.search_upload(self.upload, self.filename, self.k)
+            return api.search_upload(self.upload, self.filename, self.k, where=self.where)
         if self.image_key is not None:
-            return api.search_image_key(self.image_key, self.k)
-        return api.search_text(self.text or "", self.k)
+            return api.search_image_key(self.image_key, self.k, self.where)
+        return api.search_text(self.text or "", self.k, where=self.where, mode=self.mode)
 
     def describe(self) -> str:
         if self.upload is not None:
@@ -58,6 +62,7 @@ class Outcome:
 
 def render_search(api: SearchApi) -> None:
     k = st.slider("Number of results (k)", 1, K_MAX, DEFAULT_K, key="k")
+    where, mode = _filters()
     with st.form("text_search", border=False):
         text_column, button_column = st.columns([6, 1], vertical_alignment="bottom")
         text = text_column.text_input(
@@ -66,7 +71,7 @@ def render_search(api: SearchApi) -> None:
         submitted = button_column.form_submit_button("Search", type="primary", width="stretch")
     if submitted:
         if text.strip():
-            _run(api, Query(k, text=text.strip()))
+            _run(api, Query(k, text=text.strip(), where=where, mode=mode))
         else:
             st.warning("Type a few words to search for.")
 
@@ -75,16 +80,46 @@ def render_search(api: SearchApi) -> None:
     )
     if upload is not None and upload.file_id != st.session_state.get(SEARCHED_UPLOAD):
         st.session_state[SEARCHED_UPLOAD] = upload.file_id
-        _run(api, Query(k, upload=upload.getvalue(), filename=upload.name))
+        _run(api, Query(k, upload=upload.getvalue(), filename=upload.name, where=where))
 
     more_like = st.session_state.pop(MORE_LIKE, None)
     if more_like is not None:
         image_key, image_url = more_like
-        _run(api, Query(k, image_key=image_key, image_url=image_url))
+        _run(api, Query(k, image_key=image_key, image_url=image_url, where=where))
 
     outcome: Outcome | None = st.session_state.get(OUTCOME)
     if outcome is not None:
         _render_outcome(outcome)
+
+
+def _filters() -> tuple[dict[str, Any], str]:
+    """The filter object and ranking mode chosen in the "Filters" expander."""
+    with st.expander("Filters and caption search"):
+        hybrid = st.toggle(
+            "Also match captions (hybrid ranking)",
+            key="hybrid",
+            help="Text queries also rank images whose URL list gave them a matching caption",
+        )
+        first, second = st.columns(2)
+        list_name = first.text_input("From URL list", key="filter_list")
+        domain = second.text_input("From domain", key="filter_domain")
+        min_width = first.number_input("Min width (px)", min_value=0, step=64, key="min_width")
+        min_height = second.number_input("Min height (px)", min_value=0, step=64, key="min_height")
+        after = first.date_input("Fetched on or after", value=None, key="fetched_after")
+        before = second.date_input("Fetched before", value=None, key="fetched_before")
+    where: dict[str, Any] = {
+        "list": list_name.strip() or None,
+        "source_domain": domain.strip() or None,
+        "min_width": int(min_width) or None,
+        "min_height": int(min_height) or None,
+        "fetched_after": _midnight(after),
+        "fetched_before": _midnight(before),
+    }
+    return {name: value for name, value in where.items() if value}, "hybrid" if hybrid else "clip"
+
+
+def _midnight(day: date | None) -> str | None:
+    return f"{day.isoformat()}T00:00:00Z" if day else None
 
 
 def show_api_error(error: ApiError) -> None:
@@ -142,7 +177,10 @@ def _render_outcome(outcome: Outcome) -> None:
 def _render_result(position: int, result: SearchResult) -> None:
     st.image(result.image_url, width="stretch", link=result.source_url, alt=result.key)
     size = f" · {result.width}×{result.height}" if result.width and result.height else ""
-    st.caption(format_score(result.score) + size)
+    origin = f" · {result.list_name}" if result.list_name else ""
+    st.caption(format_score(result.score) + size + origin)
+    if result.caption:
+        st.caption(f"“{result.caption}”")
     if result.source_url:
         st.link_button("Source", result.source_url, icon=":material/open_in_new:")
     st.button(

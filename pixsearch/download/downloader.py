@@ -32,6 +32,7 @@ from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.sink import ImageSink
 from pixsearch.download.urllist import UrlEntry
 from pixsearch.download.validate import validate_image
+from pixsearch.origin import ImageOrigin
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Downloader:
 
     settings: Settings
     sink: ImageSink
+    list_name: str | None = None  # recorded with every image this run stores
     store_threads: int = 8
     limits: DownloadLimits | None = None
     """What the memory budget allows (derived from the settings at the start of a run)."""
@@ -145,8 +147,10 @@ class _Run:
                 )
             finally:
                 self.decodes.release(decoding)
+            fetched_at = now_iso()
+            origin = ImageOrigin(entry.url, self.downloader.list_name, fetched_at, entry.caption)
             key, status = await loop.run_in_executor(
-                self.io, self.downloader.sink.store, image, entry.url
+                self.io, self.downloader.sink.store, image, origin
             )
         return MapRow(
             line=entry.line,
@@ -159,7 +163,7 @@ class _Run:
             bytes=len(image.data),
             content_type=image.content_type,
             caption=entry.caption,
-            fetched_at=now_iso(),
+            fetched_at=fetched_at,
         )
 
 

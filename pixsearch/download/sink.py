@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from yarl import URL
 
 from pixsearch import layout
 from pixsearch.download.outcome import DownloadFailure, Status
 from pixsearch.download.validate import ValidImage
+from pixsearch.origin import SOURCE_URL as SOURCE_URL_METADATA
+from pixsearch.origin import ImageOrigin
 from pixsearch.storage import ConflictError, ObjectStore
 
-SOURCE_URL_METADATA = "source-url"
-"""Object metadata key holding the first source URL of an image (read by the embed stage)."""
-
-_METADATA_MAX_CHARS = 1800  # S3 allows 2 KB of user metadata in all
+__all__ = ["SOURCE_URL_METADATA", "BucketSink", "ImageSink", "NullSink", "source_url_metadata"]
 
 
 class ImageSink(Protocol):
-    def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
+    def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
         """Keep ``image``; returns its key and ``ok`` or ``duplicate``. Thread-safe."""
         ...
 
@@ -29,15 +27,15 @@ class BucketSink:
 
     Losing the race (or finding the image already stored) is a duplicate, not an
     error, so the same image from many URLs or many lists is stored once, with
-    the URL that brought it first.
+    the origin (URL, list, caption) that brought it first.
     """
 
     def __init__(self, store: ObjectStore) -> None:
         self.objects = store
 
-    def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
+    def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
         key = layout.image_key(image.sha256, image.ext)
-        metadata = source_url_metadata(source_url)
+        metadata = origin.to_metadata()
         try:
             self.objects.put_if_absent(
                 key, image.data, content_type=image.content_type, metadata=metadata
@@ -52,11 +50,10 @@ class BucketSink:
 class NullSink:
     """Discards images (benchmarks of the downloader alone)."""
 
-    def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
+    def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
         return layout.image_key(image.sha256, image.ext), "ok"
 
 
 def source_url_metadata(url: str) -> dict[str, str]:
-    """Metadata carrying ``url`` as ASCII (S3 metadata is ASCII); empty if it is too long."""
-    encoded = str(URL(url))
-    return {SOURCE_URL_METADATA: encoded} if len(encoded) <= _METADATA_MAX_CHARS else {}
+    """Metadata carrying only ``url`` (images stored without a list, e.g. by benchmarks)."""
+    return ImageOrigin(source_url=url).to_metadata()

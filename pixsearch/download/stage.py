@@ -92,9 +92,9 @@ class DownloadStage:
             self.store, part, already_done=len(part.rows) - len(pending)
         ).start()
         try:
-            fetched = Downloader(self.settings, BucketSink(self.store), on_row=progress.add).run(
-                pending, timeout_s=max(1.0, budget)
-            )
+            fetched = Downloader(
+                self.settings, BucketSink(self.store), part.list_name, on_row=progress.add
+            ).run(pending, timeout_s=max(1.0, budget))
             by_line = {**kept, **{row.line: row for row in fetched}}
             rows = [
                 by_line[row.line]

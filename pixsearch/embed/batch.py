@@ -20,11 +20,11 @@ from pixsearch.config import Settings
 from pixsearch.embed import images
 from pixsearch.embed.model import ClipModel
 from pixsearch.events import ObjectEvent
+from pixsearch.origin import ImageOrigin
 from pixsearch.storage import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
-SOURCE_URL_METADATA = "source-url"
 PREPARE_THREADS = 4
 
 
@@ -110,13 +110,18 @@ def _prepare(
         pixels = model.preprocess(image)
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
+    origin = ImageOrigin.from_metadata(info.metadata)
     row = shards.ShardRow(
         key=event.key,
         etag=info.etag,
         modified=info.last_modified.isoformat() if info.last_modified else "",
-        source_url=info.metadata.get(SOURCE_URL_METADATA),
+        source_url=origin.source_url,
         width=image.width,
         height=image.height,
+        list_name=origin.list_name,
+        fetched_at=origin.fetched_at,
+        caption=origin.caption,
+        bytes=len(data),
     )
     return Prepared(event, row=row, pixels=pixels)
 

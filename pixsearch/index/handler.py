@@ -1,7 +1,8 @@
 """Lambda entry point of the index stage: new shards and ``images/`` removals -> index.
 
 A shard that cannot be read fails its own record; everything else in the batch
-goes into one manifest update per model tag. An image removal is a tombstone in
+goes into one manifest update per model tag, or into the configured vector store
+(``PIXSEARCH_VECTOR_STORE=lancedb``). An image removal is a tombstone in
 every model's index (during a model change two indexes live side by side).
 """
 
@@ -17,6 +18,7 @@ from pixsearch.events import ObjectEvent, process_batch
 from pixsearch.index import retention, update
 from pixsearch.index.compaction import Limits
 from pixsearch.storage import ObjectStore
+from pixsearch.vectorstore.engines import open_store
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,9 @@ def index_events(
 
     limits = Limits.from_settings(settings)
     for tag, (found, removed, message_ids) in by_tag.items():
+        if settings.vector_store != "faiss":
+            failures.update(_into_vector_store(settings, store, tag, found, removed, message_ids))
+            continue
         try:
             published = update.apply(
                 store, tag, found, removed, limits=limits, image_exists=image_exists
@@ -79,6 +84,27 @@ def index_events(
             except Exception:  # noqa: BLE001 - the next collection tries again
                 log.exception("index %s: collecting unreferenced objects failed", tag)
     return failures
+
+
+def _into_vector_store(
+    settings: Settings,
+    store: ObjectStore,
+    tag: str,
+    found: list[shards.Shard],
+    removed: list[str],
+    message_ids: list[str],
+) -> dict[str, BaseException]:
+    """The batch into the configured engine's store (``PIXSEARCH_VECTOR_STORE``)."""
+    try:
+        vectors = open_store(settings, store, tag)
+        if found:
+            vectors.add(found)
+        if removed:
+            vectors.remove(removed)
+    except Exception as error:  # noqa: BLE001 - this tag's records are retried, others not
+        log.exception("index update of %s failed", tag)
+        return dict.fromkeys(message_ids, error)
+    return {}
 
 
 def index_tags(store: ObjectStore) -> set[str]:

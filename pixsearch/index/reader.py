@@ -9,6 +9,7 @@ than retrying the damaged one).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
 from pixsearch.storage import ObjectStore
+from pixsearch.vectorstore.filters import Filter
+from pixsearch.vectorstore.rows import RowMeta
 
 __all__ = [
     "CorruptIndex",
@@ -44,6 +47,7 @@ class Hit:
     source_url: str | None
     width: int | None
     height: int | None
+    meta: RowMeta
 
 
 class _LiveSegment:
@@ -53,13 +57,62 @@ class _LiveSegment:
         self.segment = loaded
         dead = np.flatnonzero(np.isin(loaded.hashes, tombstone_hashes)).astype(np.int64)
         self.live = loaded.entry.count - len(dead)
+        self.alive = np.ones(loaded.entry.count, dtype=bool)
+        self.alive[dead] = False
         # FAISS keeps raw pointers to selectors: hold them as long as the parameters.
         self._dead = faiss.IDSelectorBatch(dead) if len(dead) else None
         self._selector = faiss.IDSelectorNot(self._dead) if self._dead is not None else None
         self.params = segments.search_parameters(loaded.entry, self._selector)
+        self._columns: dict[str, np.ndarray] | None = None
+        self._direct_map = threading.Lock()
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.segment.index.search(queries, min(k, self.live), params=self.params)
+    def search(
+        self, queries: np.ndarray, k: int, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if where is None or where.empty:
+            return self.segment.index.search(queries, min(k, self.live), params=self.params)
+        allowed = np.flatnonzero(where.mask(self.columns()) & self.alive)
+        if not len(allowed):
+            empty = np.full((len(queries), 0), -1)
+            return empty.astype(np.float32), empty
+        # Only matching rows are visited, so k matches are found whenever k exist: an IVF
+        # segment probes more lists until it has them (all lists make the search exact).
+        selector = faiss.IDSelectorBatch(allowed)
+        wanted = min(k, len(allowed))
+        params = segments.search_parameters(self.segment.entry, selector)
+        scores, positions = self.segment.index.search(queries, wanted, params=params)
+        if self.segment.entry.kind == "ivf":
+            nlist = faiss.extract_index_ivf(self.segment.index).nlist
+            while (positions < 0).any() and params.nprobe < nlist:
+                nprobe = min(nlist, params.nprobe * 4)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+                scores, positions = self.segment.index.search(queries, wanted, params=params)
+        return scores, positions
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The row columns filters look at, as arrays (numbers as float, NaN when unknown)."""
+        if self._columns is None:
+            rows = self.segment.rows
+
+            def numbers(values: list[int | None]) -> np.ndarray:
+                return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+            self._columns = {
+                "list_name": np.array(rows.column("list_name"), dtype=object),
+                "source_domain": np.array(rows.column("source_domain"), dtype=object),
+                "width": numbers(rows.column("width")),
+                "height": numbers(rows.column("height")),
+                "fetched_at_ms": numbers(rows.column("fetched_at_ms")),
+            }
+        return self._columns
+
+    def vector(self, position: int) -> np.ndarray:
+        """One stored vector (an IVF segment builds its id map on first use)."""
+        ivf = faiss.try_extract_index_ivf(self.segment.index)
+        if ivf is not None:
+            with self._direct_map:
+                ivf.make_direct_map()
+        return self.segment.index.reconstruct(position)
 
 
 class IndexSnapshot:
@@ -85,14 +138,20 @@ class IndexSnapshot:
         self._segments = {part.segment.entry.id: part.segment for part in parts}
         self._parts = [part for part in parts if part.live > 0]
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
-        """Top ``k`` live hits per query row, best score first, merged over all segments."""
+    @property
+    def parts(self) -> list[_LiveSegment]:
+        """The segments that have live rows."""
+        return self._parts
+
+    def search(self, queries: np.ndarray, k: int, where: Filter | None = None) -> list[list[Hit]]:
+        """Top ``k`` live hits per query row (among rows matching ``where``), best score
+        first, merged over all segments."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if self.segment_count and queries.shape[1] != self.dim:
             raise ValueError(f"queries have dim {queries.shape[1]}, the index has {self.dim}")
         if k <= 0 or not self._parts:
             return [[] for _ in range(len(queries))]
-        found = [(part, *part.search(queries, k)) for part in self._parts]
+        found = [(part, *part.search(queries, k, where)) for part in self._parts]
         results = []
         for row in range(len(queries)):
             candidates = [
@@ -158,5 +217,13 @@ def _load_parts(
 
 
 def _hit(part: _LiveSegment, position: int, score: float) -> Hit:
-    key, source_url, width, height = part.segment.rows.row(position)
-    return Hit(key=key, score=score, source_url=source_url, width=width, height=height)
+    rows = part.segment.rows
+    key, source_url, width, height = rows.row(position)
+    return Hit(
+        key=key,
+        score=score,
+        source_url=source_url,
+        width=width,
+        height=height,
+        meta=rows.meta(position),
+    )

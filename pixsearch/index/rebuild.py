@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -38,24 +38,11 @@ def rebuild(store: ObjectStore, model_tag: str, *, limits: Limits) -> Manifest:
     The index stage may publish while this runs: every attempt to publish merges in what
     the newest manifest has and the rebuild lacks (shards folded meanwhile, tombstones).
     """
-    listed = sorted(
-        layout.parse_shard_key(info.key)[1]
-        for info in store.list(layout.embeddings_prefix(model_tag))
-        if info.key.endswith(layout.SHARD_SUFFIX)
-    )
-    existing = {info.key for info in store.list(layout.IMAGES)}
+    listed = listed_shards(store, model_tag)
     seen: set[str] = set()
     gone: set[str] = set()
     builder = _Builder(store, model_tag, limits)
-    for shard_id in listed:
-        shard = shards.read(store, model_tag, shard_id)
-        keep = []
-        for position, row in enumerate(shard.rows):
-            if row.key not in existing:
-                gone.add(row.key)
-            elif row.key not in seen:
-                seen.add(row.key)
-                keep.append(position)
+    for shard, keep in live_rows(store, model_tag, listed, seen, gone):
         builder.add(shard, keep)
     base = builder.finish()
     late: dict[str, shards.Shard] = {}
@@ -87,6 +74,34 @@ def rebuild(store: ObjectStore, model_tag: str, *, limits: Limits) -> Manifest:
         log.info("rebuilt %s v%d: %d vectors", model_tag, rebuilt.version, rebuilt.vector_count)
         return rebuilt
     raise RuntimeError(f"could not publish the rebuilt {model_tag} index: it kept changing")
+
+
+def listed_shards(store: ObjectStore, model_tag: str) -> list[str]:
+    """Every shard id of ``model_tag`` in the bucket, sorted."""
+    return sorted(
+        layout.parse_shard_key(info.key)[1]
+        for info in store.list(layout.embeddings_prefix(model_tag))
+        if info.key.endswith(layout.SHARD_SUFFIX)
+    )
+
+
+def live_rows(
+    store: ObjectStore, model_tag: str, shard_ids: list[str], seen: set[str], gone: set[str]
+) -> Iterator[tuple[shards.Shard, list[int]]]:
+    """Each shard, read one at a time, with the positions worth indexing: each key once
+    (``seen`` collects them) and only while its image is stored (``gone`` collects the
+    others)."""
+    existing = {info.key for info in store.list(layout.IMAGES)}
+    for shard_id in shard_ids:
+        shard = shards.read(store, model_tag, shard_id)
+        keep = []
+        for position, row in enumerate(shard.rows):
+            if row.key not in existing:
+                gone.add(row.key)
+            elif row.key not in seen:
+                seen.add(row.key)
+                keep.append(position)
+        yield shard, keep
 
 
 class _Builder:
@@ -144,12 +159,7 @@ def _current(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None, 
 
 
 def _rows(shard: shards.Shard, positions: list[int]) -> segments.Rows:
-    return segments.Rows.of(
-        [shard.rows[i].key for i in positions],
-        [shard.rows[i].source_url for i in positions],
-        [shard.rows[i].width for i in positions],
-        [shard.rows[i].height for i in positions],
-    )
+    return segments.Rows.from_shard_rows([shard.rows[i] for i in positions])
 
 
 def _late_segment(
@@ -186,10 +196,31 @@ def _with_dead(
     return replace(entry, dead=int(np.isin(hashes, tombstone_hashes).sum()))
 
 
-def command(model_tag: str | None, settings: Settings) -> int:
-    """``pixsearch index rebuild``: rebuild, then print one line saying what is live now."""
+def command(model_tag: str | None, settings: Settings, engine: str | None = None) -> int:
+    """``pixsearch index rebuild``: rebuild, then print one line saying what is live now.
+
+    ``engine`` (default: the configured one) names the vector store to build, so a user
+    can switch engines from the embedding shards without embedding again.
+    """
     tag = model_tag or settings.model_tag
     store = ObjectStore.from_settings(settings)
+    if (engine or settings.vector_store) == "lancedb":
+        from pixsearch.vectorstore.lance_store import LanceStore
+
+        lance = LanceStore(settings, store, tag)
+        listed, gone = listed_shards(store, tag), set[str]()
+        parts = (
+            shards.Shard(
+                shard.shard_id, tag, tuple(shard.rows[i] for i in keep), shard.vectors[keep]
+            )
+            for shard, keep in live_rows(store, tag, listed, set(), gone)
+            if keep
+        )
+        count = lance.rebuild(parts, gone)
+        print(
+            f"rebuilt LanceDB index {tag} at {lance.uri}: {count} vectors from {len(listed)} shards"
+        )
+        return 0
     rebuilt = rebuild(store, tag, limits=Limits.from_settings(settings))
     kinds = ", ".join(f"{entry.kind} ({entry.count})" for entry in rebuilt.segments) or "empty"
     shard_count = len(folded.folded_ids(store, rebuilt))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import faiss
 import numpy as np
@@ -23,7 +24,9 @@ import pyarrow.parquet as pq
 
 from pixsearch import layout
 from pixsearch.index.manifest import CorruptIndex, QuantizerEntry, SegmentEntry
+from pixsearch.shards import ShardRow
 from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
+from pixsearch.vectorstore.rows import METADATA_COLUMNS, METADATA_FIELDS, RowMeta
 
 ROW_SCHEMA = pa.schema(
     [
@@ -33,6 +36,8 @@ ROW_SCHEMA = pa.schema(
         ("height", pa.int32()),
     ]
 )
+TABLE_SCHEMA = pa.schema([*ROW_SCHEMA, *METADATA_FIELDS])
+"""Row tables also carry each row's metadata; tables written before that lack it."""
 
 
 class Rows:
@@ -63,6 +68,25 @@ class Rows:
         """(key, source URL, width, height) of one row."""
         return tuple(self.table.column(name)[position].as_py() for name in ROW_SCHEMA.names)
 
+    @classmethod
+    def from_shard_rows(cls, rows: Sequence[ShardRow]) -> Rows:
+        metas = [RowMeta.from_shard_row(row) for row in rows]
+        names = ("key", "source_url", "width", "height", *METADATA_COLUMNS)
+        columns = {name: [getattr(meta, name) for meta in metas] for name in names}
+        return cls(pa.Table.from_pydict(columns, schema=TABLE_SCHEMA))
+
+    def column(self, name: str) -> list[Any]:
+        """One column's values; all None when this table predates the column."""
+        if name in self.table.column_names:
+            return self.table.column(name).to_pylist()
+        return [None] * len(self)
+
+    def meta(self, position: int) -> RowMeta:
+        record = {
+            name: self.table.column(name)[position].as_py() for name in self.table.column_names
+        }
+        return RowMeta.from_columns(record)
+
     def take(self, positions: np.ndarray | list[int]) -> Rows:
         return Rows(self.table.take(pa.array(np.asarray(positions, dtype=np.int64))))
 
@@ -70,7 +94,8 @@ class Rows:
     def concat(parts: list[Rows]) -> Rows:
         if not parts:
             return Rows(ROW_SCHEMA.empty_table())
-        return Rows(pa.concat_tables([part.table for part in parts]).combine_chunks())
+        tables = [part.table for part in parts]
+        return Rows(pa.concat_tables(tables, promote_options="default").combine_chunks())
 
 
 def key_hashes(keys: Iterable[str]) -> np.ndarray:
@@ -329,6 +354,7 @@ def _rows_to_parquet(rows: Rows) -> bytes:
 
 def _rows_from_parquet(data: bytes) -> Rows:
     table = pq.read_table(io.BytesIO(data))
-    if table.schema.names != ROW_SCHEMA.names:
-        raise ValueError(f"row table columns {table.schema.names}, expected {ROW_SCHEMA.names}")
+    names = table.schema.names
+    if names[: len(ROW_SCHEMA)] != ROW_SCHEMA.names or not set(names) <= set(TABLE_SCHEMA.names):
+        raise ValueError(f"row table columns {names}, expected {TABLE_SCHEMA.names}")
     return Rows(table.combine_chunks())

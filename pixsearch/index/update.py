@@ -26,7 +26,7 @@ from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.compaction import Limits
 from pixsearch.index.manifest import Manifest, SegmentEntry
-from pixsearch.shards import Shard
+from pixsearch.shards import Shard, ShardRow
 from pixsearch.storage import ConflictError, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -234,10 +234,7 @@ def _fresh_rows(
     for sorted_hashes in present:
         indexed |= _contains(sorted_hashes, hashes)
     vectors: list[np.ndarray] = []
-    keys: list[str] = []
-    urls: list[str | None] = []
-    widths: list[int] = []
-    heights: list[int] = []
+    chosen: list[ShardRow] = []
     taken: set[str] = set()
     for (shard, position, row), is_indexed in zip(rows, indexed, strict=True):
         if row.key in taken:
@@ -250,13 +247,10 @@ def _fresh_rows(
             continue
         taken.add(row.key)
         vectors.append(shard.vectors[position])
-        keys.append(row.key)
-        urls.append(row.source_url)
-        widths.append(row.width)
-        heights.append(row.height)
-    if not keys:
+        chosen.append(row)
+    if not chosen:
         return None
-    return np.stack(vectors), segments.Rows.of(keys, urls, widths, heights)
+    return np.stack(vectors), segments.Rows.from_shard_rows(chosen)
 
 
 def _unlisted_shards(

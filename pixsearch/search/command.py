@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pixsearch.config import Settings, get_settings
 from pixsearch.search.errors import SearchError
@@ -20,12 +20,15 @@ def run(
     image: Path | None = None,
     k: int = DEFAULT_K,
     min_score: float | None = None,
+    where: dict[str, Any] | None = None,
+    mode: str = "clip",
     settings: Settings | None = None,
     api_url: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Search by ``text`` or by the image file ``image``; print the results. Exit status.
+    """Search by ``text`` or by the image file ``image`` (rows matching ``where``, ranked
+    by ``mode``); print the results. Exit status.
 
     In this process by default; through the search API at ``api_url`` when given.
     """
@@ -38,10 +41,16 @@ def run(
         return 2
     try:
         request = build_request(
-            settings, k=k, min_score=min_score, text=text, image_bytes=image_bytes
+            settings,
+            k=k,
+            min_score=min_score,
+            text=text,
+            image_bytes=image_bytes,
+            where=where,
+            mode=mode,
         )
         if api_url:
-            response = _ask_api(api_url, settings, request, image)
+            response = _ask_api(api_url, settings, request, image, where or {})
         else:
             response = SearchService(settings).search(request)
     except SearchError as error:
@@ -58,14 +67,18 @@ def run(
 
 
 def _ask_api(
-    api_url: str, settings: Settings, request: SearchRequest, image: Path | None
+    api_url: str,
+    settings: Settings,
+    request: SearchRequest,
+    image: Path | None,
+    where: dict[str, Any],
 ) -> SearchResponse:
     """The same query through a search API (signed when ``PIXSEARCH_API_AUTH=iam``)."""
     api = SearchApi.from_settings(api_url, settings)
     if request.text is not None:
-        return api.search_text(request.text, request.k, request.min_score)
+        return api.search_text(request.text, request.k, request.min_score, where, request.mode)
     assert request.image_bytes is not None and image is not None
-    return api.search_upload(request.image_bytes, image.name, request.k, request.min_score)
+    return api.search_upload(request.image_bytes, image.name, request.k, request.min_score, where)
 
 
 def format_table(response: SearchResponse) -> str:

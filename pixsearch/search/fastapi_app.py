@@ -34,6 +34,7 @@ _UPLOAD_SCHEMA = {
         UPLOAD_FIELD: {"type": "string", "format": "binary"},
         "k": {"type": "integer", "minimum": 1},
         "min_score": {"type": "number", "minimum": -1, "maximum": 1},
+        "filter": {"type": "string", "description": "A JSON object, as in POST /search"},
     },
 }
 

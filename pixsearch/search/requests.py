@@ -1,25 +1,38 @@
 """Search request validation, shared by every adapter and the CLI.
 
-``POST /search`` takes JSON ``{"query_text" | "image_key" | "image_url", "k", "min_score"}``;
-``POST /search/image`` takes a multipart upload with the same optional ``k`` and
-``min_score`` as form fields. Both become one :class:`SearchRequest` or raise a
+``POST /search`` takes JSON ``{"query_text" | "image_key" | "image_url", "k", "min_score",
+"filter", "mode"}``; ``POST /search/image`` takes a multipart upload with the same
+optional ``k``, ``min_score`` and ``filter`` (a JSON object) as form fields. Both
+become one :class:`SearchRequest` or raise a
 :class:`~pixsearch.search.errors.SearchError` naming what is wrong.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.search.errors import BadRequest, PayloadTooLarge
+from pixsearch.vectorstore.filters import FIELDS as FILTER_FIELDS
+from pixsearch.vectorstore.filters import Filter, InvalidFilter, parse_filter
 
 DEFAULT_K = 5
+MODES = ("clip", "hybrid")
 UPLOAD_FIELD = "image"
 # Multipart framing allowed around an upload at the size limit.
 MULTIPART_SLACK = 64 * 1024
@@ -35,6 +48,8 @@ class SearchRequest:
     image_key: str | None = None
     image_url: str | None = None
     image_bytes: bytes | None = None
+    where: Filter = field(default_factory=Filter)
+    mode: str = "clip"  # "hybrid": CLIP ranking fused with the caption ranking
 
     @property
     def kind(self) -> str:
@@ -57,6 +72,12 @@ class SearchBody(BaseModel):
     image_url: StrictStr | None = None
     k: StrictInt = DEFAULT_K
     min_score: StrictInt | StrictFloat | None = None
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="Only rows matching all of: " + ", ".join(FILTER_FIELDS),
+        examples=[{"list": "cats", "min_width": 512, "fetched_after": "2026-01-01T00:00:00Z"}],
+    )
+    mode: Literal["clip", "hybrid"] = "clip"
 
 
 _FIELD_CODES = {
@@ -65,6 +86,8 @@ _FIELD_CODES = {
     "query_text": "invalid_query_text",
     "image_key": "invalid_image_key",
     "image_url": "invalid_image_url",
+    "filter": "invalid_filter",
+    "mode": "invalid_mode",
 }
 
 
@@ -88,6 +111,8 @@ def parse_json(body: bytes | str, settings: Settings) -> SearchRequest:
         text=parsed.query_text,
         image_key=parsed.image_key,
         image_url=parsed.image_url,
+        where=parsed.filter,
+        mode=parsed.mode,
     )
 
 
@@ -101,7 +126,7 @@ def parse_upload(image: bytes | None, form: Mapping[str, str], settings: Setting
     check_upload_size(len(image), settings)
     if not image:
         raise BadRequest("the uploaded image is empty", code="invalid_image")
-    unknown = sorted(set(form) - {"k", "min_score"})
+    unknown = sorted(set(form) - {"k", "min_score", "filter"})
     if unknown:
         raise BadRequest(f"unknown form fields: {', '.join(unknown)}", code="unknown_field")
     return build_request(
@@ -109,6 +134,7 @@ def parse_upload(image: bytes | None, form: Mapping[str, str], settings: Setting
         k=_form_number(form, "k", int, DEFAULT_K),
         min_score=_form_number(form, "min_score", float, None),
         image_bytes=image,
+        where=_form_filter(form.get("filter")),
     )
 
 
@@ -134,6 +160,8 @@ def build_request(
     image_key: str | None = None,
     image_url: str | None = None,
     image_bytes: bytes | None = None,
+    where: Mapping[str, Any] | None = None,
+    mode: str = "clip",
 ) -> SearchRequest:
     """A :class:`SearchRequest` from already typed values, checked against ``settings``."""
     given = [
@@ -182,6 +210,17 @@ def build_request(
         )
     if image_url is not None and not image_url.lower().startswith(("http://", "https://")):
         raise BadRequest("image_url must be an http or https URL", code="invalid_image_url")
+    if mode not in MODES:
+        raise BadRequest(
+            f"mode must be one of {', '.join(MODES)}, got {mode!r}", code="invalid_mode"
+        )
+    if mode == "hybrid" and text is None:
+        raise BadRequest("mode hybrid ranks captions by query_text; send one", code="invalid_mode")
+    try:
+        parsed_filter = parse_filter(where)
+    except InvalidFilter as error:
+        code = "unknown_filter" if error.field not in FILTER_FIELDS else "invalid_filter"
+        raise BadRequest(str(error), code=code) from None
     return SearchRequest(
         k=k,
         min_score=float(min_score) if min_score is not None else None,
@@ -189,7 +228,21 @@ def build_request(
         image_key=image_key,
         image_url=image_url,
         image_bytes=image_bytes,
+        where=parsed_filter,
+        mode=mode,
     )
+
+
+def _form_filter(raw: str | None) -> dict[str, Any] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadRequest("filter must be a JSON object", code="invalid_filter") from None
+    if not isinstance(value, dict):
+        raise BadRequest("filter must be a JSON object", code="invalid_filter")
+    return value
 
 
 def _form_number(form: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
@@ -215,7 +268,8 @@ def _translate(error: ValidationError, settings: Settings) -> BadRequest:
     field = str(loc[0])
     if kind == "extra_forbidden":
         return BadRequest(
-            f"unknown field {field!r}; fields are query_text, image_key, image_url, k, min_score",
+            f"unknown field {field!r}; fields are query_text, image_key, image_url, k, "
+            "min_score, filter, mode",
             code="unknown_field",
         )
     if field == "k":

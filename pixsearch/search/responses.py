@@ -14,6 +14,11 @@ class SearchResult(BaseModel):
     image_url: str = Field(description="A URL a browser can load the image from")
     width: int | None = None
     height: int | None = None
+    list_name: str | None = Field(default=None, description="The URL list it came in")
+    source_domain: str | None = None
+    bytes: int | None = Field(default=None, description="Size of the stored image")
+    fetched_at: str | None = Field(default=None, description="When it was downloaded (UTC)")
+    caption: str | None = Field(default=None, description="Its caption in the URL list")
 
 
 class SearchResponse(BaseModel):
@@ -21,6 +26,7 @@ class SearchResponse(BaseModel):
     model: str
     index_version: int | str
     took_ms: float
+    engine: str = Field(default="faiss", description="The vector store that answered")
 
 
 class Health(BaseModel):
@@ -31,6 +37,7 @@ class Health(BaseModel):
     index_version: int | str | None = None
     vector_count: int | None = None
     segment_count: int | None = None
+    engine: str = "faiss"
     index_age_s: float | None = Field(
         default=None, description="Seconds since the served index was loaded"
     )

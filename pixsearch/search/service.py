@@ -17,12 +17,13 @@ import numpy as np
 from pixsearch.config import Settings, get_settings
 from pixsearch.search.errors import Unavailable
 from pixsearch.search.image_links import ImageLinks
-from pixsearch.search.index_cache import IndexCache
 from pixsearch.search.query_cache import QueryCache
 from pixsearch.search.query_images import QueryImages
 from pixsearch.search.requests import SearchRequest
 from pixsearch.search.responses import Health, SearchResponse, SearchResult
 from pixsearch.storage import ObjectStore
+from pixsearch.vectorstore.engines import open_store
+from pixsearch.vectorstore.port import DimensionMismatch, StoreUnavailable
 
 if TYPE_CHECKING:
     from pixsearch.embed.model import ClipModel
@@ -35,7 +36,7 @@ class SearchService:
         self.settings = settings or get_settings()
         self.store = store or ObjectStore.from_settings(self.settings)
         self.model_tag = self.settings.model_tag
-        self.index = IndexCache(self.store, self.model_tag, self.settings.search_refresh_s)
+        self.vectors = open_store(self.settings, self.store, self.model_tag)
         self.query_cache = QueryCache(self.settings.search_query_cache_size)
         self.links = ImageLinks(self.store)
         self.images = QueryImages(self.settings, self.store)
@@ -50,24 +51,26 @@ class SearchService:
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
         query = self.embed(request)  # first, so a bad query image is a 4xx even with no index
-        snapshot = self.index.current()
-        if snapshot.segment_count and query.shape[-1] != snapshot.dim:
-            raise Unavailable(
-                f"index {self.model_tag} has {snapshot.dim}-d vectors but the model makes "
-                f"{query.shape[-1]}-d ones; rebuild the index",
-                code="index_unavailable",
-            )
-        hits = snapshot.search(query.reshape(1, -1), request.k)[0]
+        text = request.text if request.mode == "hybrid" else None
+        try:
+            found = self.vectors.search(query, request.k, request.where, text)
+        except (StoreUnavailable, DimensionMismatch) as error:
+            raise Unavailable(str(error), code="index_unavailable") from error
         results = [
             SearchResult(
                 key=hit.key,
-                score=float(hit.score),
-                source_url=hit.source_url,
+                score=hit.score,
+                source_url=hit.meta.source_url,
                 image_url=self.links.url(hit.key),
-                width=hit.width,
-                height=hit.height,
+                width=hit.meta.width,
+                height=hit.meta.height,
+                list_name=hit.meta.list_name,
+                source_domain=hit.meta.source_domain,
+                bytes=hit.meta.bytes,
+                fetched_at=hit.meta.fetched_at,
+                caption=hit.meta.caption,
             )
-            for hit in hits
+            for hit in found.hits
             if request.min_score is None or hit.score >= request.min_score
         ]
         took_ms = (time.perf_counter() - started) * 1000
@@ -78,7 +81,11 @@ class SearchService:
                 (time.perf_counter() - self._created) * 1000,
             )
         return SearchResponse(
-            results=results, model=self.model_tag, index_version=snapshot.version, took_ms=took_ms
+            results=results,
+            model=self.model_tag,
+            index_version=found.version,
+            took_ms=took_ms,
+            engine=self.vectors.engine,
         )
 
     def embed(self, request: SearchRequest) -> np.ndarray:
@@ -125,15 +132,16 @@ class SearchService:
         which is most of a cold start.
         """
         started = time.perf_counter()
-        index = threading.Thread(target=self.index.refresh_if_due, name="search-index-load")
+        index = threading.Thread(target=self.vectors.refresh, name="search-index-load")
         index.start()
         try:
             self.model()
         except Unavailable as error:
             log.warning("warm-up: %s", error.message)
         index.join()
-        if self.index.state.snapshot is None:
-            log.warning("warm-up: %s", self.index.state.problem)
+        described = self.vectors.describe()
+        if described.version is None:
+            log.warning("warm-up: %s", described.problem)
         log.info("cold start: warm-up took %.0f ms", (time.perf_counter() - started) * 1000)
 
     def start_warmup(self) -> threading.Thread:
@@ -147,9 +155,8 @@ class SearchService:
     def health(self) -> Health:
         if self._model is None:
             self.start_warmup()
-        state = self.index.refresh_if_due(wait=False)
-        snapshot = state.snapshot
-        if snapshot is None:
+        state = self.vectors.describe()
+        if state.version is None:
             status, reason = "unavailable", state.problem or "the index is loading"
         elif self._model is None:
             status, reason = "unavailable", self._model_problem or "the model is loading"
@@ -163,9 +170,10 @@ class SearchService:
             reason=reason,
             model=self.model_tag,
             model_loaded=self._model is not None,
-            index_version=snapshot.version if snapshot else None,
-            vector_count=snapshot.vector_count if snapshot else None,
-            segment_count=snapshot.segment_count if snapshot else None,
+            index_version=state.version,
+            vector_count=state.vector_count,
+            segment_count=state.segment_count,
+            engine=state.engine,
             index_age_s=round(wall - state.loaded_at, 3) if state.loaded_at else None,
             checked_age_s=round(mono - state.checked_at, 3) if state.checked_at else None,
             query_cache=self.query_cache.stats(),

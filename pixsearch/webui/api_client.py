@@ -7,6 +7,7 @@ message is passed through unchanged.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import requests
@@ -22,6 +23,7 @@ BAD_RESPONSE = "bad_response"
 INDEX_NOT_READY = frozenset({"index_unavailable", "unavailable"})
 
 Model = TypeVar("Model", SearchResponse, Health)
+Filters = dict[str, Any]  # the ``filter`` object of POST /search
 
 
 class ApiError(Exception):
@@ -63,19 +65,34 @@ class SearchApi:
             return cls(base_url, auth=SigV4(settings.region))
         return cls(base_url)
 
-    def search_text(self, text: str, k: int, min_score: float | None = None) -> SearchResponse:
-        query: dict[str, Any] = {"query_text": text, "k": k}
+    def search_text(
+        self,
+        text: str,
+        k: int,
+        min_score: float | None = None,
+        where: Filters | None = None,
+        mode: str = "clip",
+    ) -> SearchResponse:
+        query: dict[str, Any] = {"query_text": text, "k": k, "mode": mode}
         if min_score is not None:
             query["min_score"] = min_score
-        return self._search(query)
+        return self._search(query, where)
 
-    def search_image_key(self, image_key: str, k: int) -> SearchResponse:
-        return self._search({"image_key": image_key, "k": k})
+    def search_image_key(
+        self, image_key: str, k: int, where: Filters | None = None
+    ) -> SearchResponse:
+        return self._search({"image_key": image_key, "k": k}, where)
 
     def search_upload(
-        self, image: bytes, filename: str, k: int, min_score: float | None = None
+        self,
+        image: bytes,
+        filename: str,
+        k: int,
+        min_score: float | None = None,
+        where: Filters | None = None,
     ) -> SearchResponse:
         fields = {"k": str(k)} | ({"min_score": str(min_score)} if min_score is not None else {})
+        fields |= {"filter": json.dumps(where)} if where else {}
         body = self._call(
             "POST",
             "/search/image",
@@ -88,8 +105,9 @@ class SearchApi:
         """The API's health report; a 503 (no index or model yet) is a report, not an error."""
         return _parse(Health, self._call("GET", "/health", accept=(503,)))
 
-    def _search(self, query: dict[str, Any]) -> SearchResponse:
-        return _parse(SearchResponse, self._call("POST", "/search", json=query))
+    def _search(self, query: dict[str, Any], where: Filters | None) -> SearchResponse:
+        body = {**query, **({"filter": where} if where else {})}
+        return _parse(SearchResponse, self._call("POST", "/search", json=body))
 
     def _call(
         self, method: str, path: str, accept: tuple[int, ...] = (), **kwargs: Any

@@ -15,6 +15,7 @@ from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import MapRow, Status
 from pixsearch.download.urllist import UrlEntry
 from pixsearch.download.validate import ValidImage
+from pixsearch.origin import ImageOrigin
 from pixsearch.runtime.emulator import free_port
 from tests.fixtures.images import ImageServer, make_image, make_png_bomb
 
@@ -28,12 +29,12 @@ class MemorySink:
         self.images: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
+    def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
         key = f"images/{image.sha256[:2]}/{image.sha256}.{image.ext}"
         with self._lock:
             if key in self.images:
                 return key, "duplicate"
-            self.images[key] = (image.data, source_url)
+            self.images[key] = (image.data, origin.source_url or "")
         return key, "ok"
 
 
@@ -257,8 +258,8 @@ def test_per_host_limit_keeps_a_slow_host_from_starving_others(image_server: Ima
         entries = [UrlEntry(i, u) for i, u in enumerate(slow_urls + fast_urls, start=1)]
 
         class ReleasingSink(MemorySink):
-            def store(self, image: ValidImage, source_url: str) -> tuple[str, Status]:
-                stored = super().store(image, source_url)
+            def store(self, image: ValidImage, origin: ImageOrigin) -> tuple[str, Status]:
+                stored = super().store(image, origin)
                 if sum(url in fast_urls for _, url in self.images.values()) == len(fast_urls):
                     fast_stored.set()
                 return stored

@@ -144,12 +144,14 @@ def test_text_search_answers_the_documented_shape(
 ) -> None:
     response = api.search(query_text="a sunset over the mountains", k=4)
     assert response.status == 200, response.body
-    assert set(response.body) == {"results", "model", "index_version", "took_ms"}
+    assert set(response.body) == {"results", "model", "index_version", "took_ms", "engine"}
     assert response.body["model"] == settings.model_tag
     results = response.body["results"]
     assert len(results) == 4
     assert all(
-        set(result) == {"key", "score", "source_url", "image_url", "width", "height"}
+        set(result)
+        == {"key", "score", "source_url", "image_url", "width", "height"}
+        | {"list_name", "source_domain", "bytes", "fetched_at", "caption"}
         for result in results
     )
     found = [result["score"] for result in results]

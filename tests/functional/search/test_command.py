@@ -65,3 +65,14 @@ def test_bad_arguments_exit_2_with_the_reason(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_filters_and_their_errors(
+    indexed: list[StoredImage], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wide = {image.key for image in indexed if image.size[0] >= 32}
+    assert 0 < len(wide) < len(indexed)
+    assert main(["search", "a red car", "-k", "5", "--min-width", "32", "--mode", "hybrid"]) == 0
+    assert {row[1] for row in table_rows(capsys.readouterr().out)} == wide
+    assert main(["search", "a red car", "--fetched-after", "last tuesday"]) == 2
+    assert "invalid_filter" in capsys.readouterr().err

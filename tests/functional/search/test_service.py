@@ -137,7 +137,7 @@ def test_new_index_version_is_seen_after_the_refresh_interval(
     added = store_images(store, 3, first=100)
     pipeline.drain()
     assert fresh.search(request).index_version == before.index_version  # reload runs aside
-    reloaded(fresh.index)
+    reloaded(fresh.vectors.cache)
     after = fresh.search(request)
     assert after.index_version > before.index_version
     assert {image.key for image in added} <= {result.key for result in after.results}
@@ -152,11 +152,11 @@ def test_requests_in_flight_keep_their_snapshot_across_a_swap(
     indexed: list[StoredImage],
 ) -> None:
     service = SearchService(settings.model_copy(update={"search_refresh_s": 0.0}), store)
-    old = service.index.current()
+    old = service.vectors.cache.current()
     store_images(store, 2, first=200)
     pipeline.drain()
-    assert service.index.current() is old  # the reload runs aside
-    new = reloaded(service.index)
+    assert service.vectors.cache.current() is old  # the reload runs aside
+    new = reloaded(service.vectors.cache)
     assert new.version > old.version
     query = service.embed(build_request(settings, k=1, min_score=None, text="x"))
     assert len(old.search(query.reshape(1, -1), 50)[0]) == len(indexed)
@@ -174,7 +174,7 @@ def test_a_refused_new_manifest_keeps_the_old_index_serving_degraded(
     response = service.search(request)
     assert response.index_version == version
     assert response.results[0].key == indexed[0].key
-    reloaded(service.index)
+    reloaded(service.vectors.cache)
     health = service.health()
     assert (health.status, health.http_status) == ("degraded", 200)
     assert "manifest" in health.reason
@@ -205,7 +205,7 @@ def test_concurrent_searches_during_refreshes_all_succeed(
         pipeline.drain()
         stop.set()
         assert all(future.result(timeout=60) > 0 for future in futures)
-    assert reloaded(service.index).vector_count == len(indexed) + 2
+    assert reloaded(service.vectors.cache).vector_count == len(indexed) + 2
 
 
 def test_a_deleted_image_disappears_from_results(
@@ -219,7 +219,7 @@ def test_a_deleted_image_disappears_from_results(
     assert indexed[4].key in {result.key for result in service.search(query).results}
     store.delete(indexed[4].key)
     pipeline.drain()
-    reloaded(service.index)
+    reloaded(service.vectors.cache)
     keys = {result.key for result in service.search(query).results}
     assert keys == {image.key for image in indexed} - {indexed[4].key}
 

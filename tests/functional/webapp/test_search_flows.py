@@ -132,3 +132,18 @@ def test_an_upload_that_is_no_image_shows_why_the_api_refused_it(
     assert error.value.startswith("The search API rejected the query: ")
     assert "is not usable (" in error.value  # the API's own reason, passed through
     assert result_images(app) == []
+
+
+def test_filters_narrow_the_results_and_hybrid_mode_searches(
+    app: AppTest, api_url: str, indexed_images: list[StoredImage]
+):
+    app.run()
+    app.number_input(key="min_width").set_value(36)
+    app.toggle(key="hybrid").set_value(True)
+    search_text(app, "anything", k=8)
+    assert not app.exception and not app.error
+    wide = [image for image in indexed_images if image.size[0] >= 36]
+    assert 0 < len(wide) < len(indexed_images)
+    assert len(result_images(app)) == len(wide)
+    sizes = [text.value.split(" · ")[1] for text in app.caption if text.value.startswith("score")]
+    assert sorted(sizes) == sorted(f"{w}×{h}" for w, h in (image.size for image in wide))

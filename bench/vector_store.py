@@ -1,0 +1,239 @@
+"""Vector store benchmark: the faiss and lancedb engines side by side, in one run.
+
+    .venv/bin/python bench/vector_store.py --sizes 100000 300000
+    .venv/bin/python bench/vector_store.py --sizes 20000 --queries 50     # smoke run
+
+For each size N and each engine, in a moto server bucket of its own:
+
+* N clustered 512-d unit vectors are written as embedding shards (10,000 rows
+  each, with metadata) and published through the port the index stage uses
+  (``VectorStore.add``, one shard per call, as one index run per shard would);
+* recall@10 of the engine's search against an exact scan, on image-like
+  queries (stored vectors moved by neighbour-sized noise);
+* ``POST /search`` over loopback HTTP to the Flask app in a process of its own,
+  uncached text queries, p50/p99, with a 512-d model of the tiny architecture
+  (random weights: encoding is a few milliseconds, so the engine dominates);
+  the same with a filter matching a fifth of the rows;
+* the search process's peak RSS (VmHWM) after the queries;
+* time to add 1,000 more vectors (one more index run) to the built store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pixsearch import shards  # noqa: E402
+from pixsearch.config import Settings  # noqa: E402
+from pixsearch.layout import image_key  # noqa: E402
+from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.shards import ShardRow  # noqa: E402
+from pixsearch.storage import ObjectStore, client  # noqa: E402
+from pixsearch.vectorstore.engines import ENGINES, open_store  # noqa: E402
+
+K = 10
+DIM = 512
+SHARD_ROWS = 10_000
+MODEL = "pixsearch-tiny-512"
+LISTS = ("a", "b", "c", "d", "e")
+# The tiny architecture with 512-d embeddings, registered by the API process below.
+MODEL_CONFIG = {
+    "embed_dim": DIM,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+SERVER = """
+import sys, open_clip
+open_clip.add_model_config(sys.argv[1])
+from pixsearch.config import get_settings
+from pixsearch.search.flask_app import create_flask_app
+settings = get_settings()
+create_flask_app().run(host="127.0.0.1", port=settings.api_port, threaded=True)
+"""
+
+
+def clustered(count: int, seed: int) -> np.ndarray:
+    """Unit vectors around ``count // 100`` centres (real embeddings cluster; uniform ones
+    have no neighbourhoods)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, count // 100), DIM)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), count)]
+    vectors += rng.standard_normal((count, DIM)).astype(np.float32) * 0.9
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def rows(first: int, count: int) -> list[ShardRow]:
+    return [
+        ShardRow(
+            key=image_key(f"{n:064x}", "jpg"),
+            etag=f"e{n}",
+            source_url=f"https://img{n % 7}.example/{n}.jpg",
+            width=640,
+            height=480,
+            list_name=LISTS[n % len(LISTS)],
+            fetched_at="2026-01-01T00:00:00Z",
+            bytes=100_000,
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    return {
+        "p50_ms": round(statistics.median(ms), 1),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+    }
+
+
+def post(connection: http.client.HTTPConnection, body: dict) -> dict:
+    connection.request("POST", "/search", json.dumps(body), {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    if response.status != 200:
+        raise RuntimeError(f"/search answered {response.status}: {answer}")
+    return answer
+
+
+def serve(env: dict[str, str], work: Path, engine: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    configs = work / "configs"
+    configs.mkdir(exist_ok=True)
+    (configs / f"{MODEL}.json").write_text(json.dumps(MODEL_CONFIG))
+    log = (work / f"api-{engine}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(configs)],
+        env={**env, "PIXSEARCH_API_PORT": str(port), "PIXSEARCH_VECTOR_STORE": engine},
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"search API exited; see {work}/api-{engine}.log")
+        try:
+            post(http.client.HTTPConnection("127.0.0.1", port, timeout=120), {"query_text": "w"})
+            return process, port
+        except (OSError, RuntimeError):
+            time.sleep(0.2)
+    raise RuntimeError("search API did not answer")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def measure(engine: str, size: int, args: argparse.Namespace, env: dict, work: Path) -> dict:
+    bucket = f"bench-{engine}-{size}"
+    client("s3").create_bucket(Bucket=bucket)
+    store = ObjectStore(bucket)
+    settings = Settings(bucket=bucket, model=MODEL, pretrained="", vector_store=engine)
+    tag = settings.model_tag
+    target = open_store(settings, store, tag)
+    vectors = clustered(size, seed=size)
+    started = time.perf_counter()
+    for first in range(0, size, SHARD_ROWS):
+        part = vectors[first : first + SHARD_ROWS]
+        shard_id = shards.write(store, tag, rows(first, len(part)), part)
+        target.add([shards.read(store, tag, shard_id)])
+        print(f"  {engine} {first + len(part)}/{size}", flush=True)
+    result: dict = {
+        "engine": engine,
+        "vectors": size,
+        "build_s": round(time.perf_counter() - started),
+    }
+
+    reader = open_store(settings.model_copy(update={"search_refresh_s": 3600}), store, tag)
+    rng = np.random.default_rng(1)
+    picks = rng.choice(size, args.queries, replace=False)
+    queries = vectors[picks] + rng.standard_normal((args.queries, DIM)).astype(np.float32) * (
+        0.5 / np.sqrt(DIM)
+    )
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    found = 0
+    for query in queries:
+        exact = set(np.argpartition(-(vectors @ query), K)[:K].tolist())
+        hits = reader.search(query, K).hits
+        found += len(exact & {int(hit.key.split("/")[-1].split(".")[0], 16) for hit in hits})
+    result["recall_at_10"] = round(found / (K * len(queries)), 4)
+
+    process, port = serve({**env, "PIXSEARCH_BUCKET": bucket}, work, engine)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        plain, filtered = [], []
+        for number in range(args.queries):
+            for samples, extra in ((plain, {}), (filtered, {"filter": {"list": "c"}})):
+                text = f"query {engine} {size} {number} {bool(extra)}"
+                body = {"query_text": text, "k": K, **extra}
+                began = time.perf_counter()
+                answer = post(connection, body)
+                samples.append(time.perf_counter() - began)
+                assert len(answer["results"]) == K, answer
+                assert not extra or {r["list_name"] for r in answer["results"]} == {"c"}
+        result["search"] = percentiles(plain)
+        result["filtered_search"] = percentiles(filtered)
+        result["search_peak_rss_mb"] = peak_rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    more = clustered(1000, seed=size + 1)
+    shard_id = shards.write(store, tag, rows(size, 1000), more)
+    batch = shards.read(store, tag, shard_id)
+    began = time.perf_counter()
+    target.add([batch])
+    result["add_1000_s"] = round(time.perf_counter() - began, 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-vectors-"))
+    results = []
+    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+        env = {
+            **os.environ,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": moto.endpoint_url,
+            "PIXSEARCH_MODEL": MODEL,
+            "PIXSEARCH_PRETRAINED": "",
+            "PIXSEARCH_SEARCH_REFRESH_S": "3600",
+            "PIXSEARCH_DATA_DIR": str(work),
+            "PYTHONPATH": str(ROOT),
+        }
+        os.environ.update(env)
+        client.cache_clear()
+        for size in args.sizes:
+            for engine in args.engines:
+                print(f"{engine} at {size} ...", flush=True)
+                results.append(measure(engine, size, args, env, work))
+                print(json.dumps(results[-1]), flush=True)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

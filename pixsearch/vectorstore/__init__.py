@@ -1,0 +1,1 @@
+"""The VectorStore port and its engines: ``faiss`` (segments + manifest) and ``lancedb``."""
