@@ -177,6 +177,8 @@ def search_worker() -> None:
                 found.append([int(hit.key.rsplit("/", 1)[1].split(".")[0], 16) for hit in hits])
             reply["recall"] = recall_at_k(np.array(found), exact)
             reply["p50_ms"] = statistics.median(times) * 1000
+        template = manifests.read(store, TAG)[0].quantizer
+        reply["ivf"] = f"{template.factory}, nprobe {template.nprobe}" if template else "none"
         reply["rss_mb"] = rss_mb("VmRSS")
         reply["peak_mb"] = rss_mb("VmHWM")
         print(json.dumps(reply), flush=True)

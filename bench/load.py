@@ -102,16 +102,15 @@ class Publisher(threading.Thread):
                 return
             vectors = clustered_vectors(500, self.dim, seed=batch)
             keys = [layout.image_key(f"{batch:08x}{i:056x}", "jpg") for i in range(len(vectors))]
-            rows = segments.Rows(keys, [None] * len(keys), [640] * len(keys), [480] * len(keys))
-            built, index_bytes, rows_bytes = segments.build(vectors, rows, self.flat_max)
-            segments.save(self.store, self.tag, built.entry, index_bytes, rows_bytes)
+            rows = segments.Rows.of(keys, [None] * len(keys), [640] * len(keys), [480] * len(keys))
+            entry = segments.save(self.store, self.tag, segments.build_flat(vectors, rows))
             current, etag = manifests.read(self.store, self.tag)
             manifests.publish(
                 self.store,
                 dataclasses.replace(
                     current,
                     version=current.version + 1,
-                    segments=(*current.segments, built.entry),
+                    segments=(*current.segments, entry),
                 ),
                 etag,
             )

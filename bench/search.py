@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
+from pixsearch.index import quantizer as quantizers  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
 from pixsearch.runtime.emulator import (  # noqa: E402
     LOCAL_CREDENTIALS,
@@ -67,16 +68,26 @@ def clustered_vectors(count: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) -> manifests.Manifest:
-    """One segment over ``vectors`` and a manifest naming it, as the index stage writes them."""
+    """One segment over ``vectors`` and a manifest naming it, as the index stage writes them
+    (flat up to ``flat_max``, else IVF-SQ8 from a template trained on these vectors)."""
     count = len(vectors)
     keys = [layout.image_key(f"{i:064x}", "jpg") for i in range(count)]
-    rows = segments.Rows(
+    rows = segments.Rows.of(
         keys, [f"https://img.example/{i}.jpg" for i in range(count)], [640] * count, [480] * count
     )
-    built, index_bytes, rows_bytes = segments.build(vectors, rows, flat_max)
-    segments.save(store, tag, built.entry, index_bytes, rows_bytes)
+    template = None
+    if count <= flat_max:
+        built = segments.build_flat(vectors, rows)
+    else:
+        template, data = quantizers.train(vectors, Settings().index_ivf_nlist)
+        quantizers.save(store, tag, template[0], data)
+        built = segments.build_ivf(vectors, rows, template)
     manifest = manifests.Manifest(
-        model_tag=tag, dim=vectors.shape[1], version=1, segments=(built.entry,)
+        model_tag=tag,
+        dim=vectors.shape[1],
+        version=1,
+        segments=(segments.save(store, tag, built),),
+        quantizer=template[0] if template else None,
     )
     manifests.publish(store, manifest, None)
     return manifest

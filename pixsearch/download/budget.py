@@ -10,8 +10,9 @@ download stage holds at once:
   rest once read. Connections stay at ``download_concurrency``: what the pool
   limits is how many *bodies* are in memory, so small images keep every
   connection busy while 20 MB ones wait their turn;
-* decodes: as many threads as decoded images of the pixel cap (4 bytes a pixel)
-  fit in their share;
+* decodes: one thread a CPU, each decode reserving its image's pixels (4 bytes
+  a pixel, read from the header first) from a second pool that holds at least
+  one image of the pixel cap: small images decode in parallel, huge ones alone;
 * the URL list being parsed: a cap on its (decompressed) size, a fraction of its
   share because parsed rows take several times the bytes they came from.
 
@@ -25,11 +26,15 @@ model it loads for the embed stage is not the download stage's to account for.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from collections import deque
 from dataclasses import dataclass
 
+from PIL import Image
+
 from pixsearch.config import Settings
+from pixsearch.download.validate import FORMATS
 
 MIB = 1024 * 1024
 MARGIN = 0.2
@@ -51,6 +56,7 @@ class DownloadLimits:
     memory_bytes: int
     baseline_bytes: int
     body_pool_bytes: int
+    decode_pool_bytes: int
     decode_threads: int
     list_max_bytes: int
 
@@ -62,16 +68,15 @@ class DownloadLimits:
         per_body = 2 * settings.download_max_bytes
         per_decode = settings.download_max_pixels * BYTES_PER_PIXEL
         list_share = int(available * LIST_SHARE)
-        decode_threads = max(
-            1, min(os.cpu_count() or 1, int(available * DECODE_SHARE) // per_decode)
-        )
-        body_pool = available - list_share - decode_threads * per_decode
+        decode_pool = max(per_decode, int(available * DECODE_SHARE))
+        body_pool = available - list_share - decode_pool
         if body_pool < per_body:
             raise BudgetTooSmall(
                 f"PIXSEARCH_DOWNLOAD_MEMORY_MB={settings.download_memory_mb} leaves "
                 f"{max(0, body_pool) // MIB} MiB for image bodies after {baseline // MIB} MiB "
-                f"in use, {decode_threads} decode(s) of up to {per_decode // MIB} MiB "
-                f"(PIXSEARCH_DOWNLOAD_MAX_PIXELS) and {list_share // MIB} MiB for the URL list; "
+                f"in use, {decode_pool // MIB} MiB for decodes (one of "
+                "PIXSEARCH_DOWNLOAD_MAX_PIXELS needs "
+                f"{per_decode // MIB} MiB) and {list_share // MIB} MiB for the URL list; "
                 f"one body of PIXSEARCH_DOWNLOAD_MAX_BYTES needs {per_body // MIB} MiB. "
                 "Raise the memory or lower those caps"
             )
@@ -79,9 +84,20 @@ class DownloadLimits:
             memory_bytes=memory,
             baseline_bytes=baseline,
             body_pool_bytes=body_pool,
-            decode_threads=decode_threads,
+            decode_pool_bytes=decode_pool,
+            decode_threads=max(2, os.cpu_count() or 2),
             list_max_bytes=min(settings.download_list_max_bytes, list_share // ROW_OVERHEAD),
         )
+
+
+def decoded_bytes(data: bytes) -> int:
+    """What decoding ``data`` takes at most, from its header alone (0 if it has none
+    Pillow reads: validation then fails before decoding anything)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
+            return image.width * image.height * BYTES_PER_PIXEL
+    except Exception:  # noqa: BLE001 - unreadable headers are the validator's to report
+        return 0
 
 
 class BytePool:

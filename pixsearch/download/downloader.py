@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from yarl import URL
 
 from pixsearch.config import Settings
-from pixsearch.download.budget import BytePool, DownloadLimits
+from pixsearch.download.budget import BytePool, DownloadLimits, decoded_bytes
 from pixsearch.download.fetch import Fetcher
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.sink import ImageSink
@@ -63,7 +63,8 @@ class Downloader:
         io = ThreadPoolExecutor(self.store_threads, "store")
         try:
             async with Fetcher(self.settings, BytePool(limits.body_pool_bytes)) as fetcher:
-                run = _Run(self, fetcher, host_slots, slots, cpu, io)
+                decodes = BytePool(limits.decode_pool_bytes)
+                run = _Run(self, fetcher, host_slots, slots, cpu, io, decodes)
                 tasks = [asyncio.create_task(run.one(entry)) for entry in entries]
                 if not tasks:
                     return []
@@ -102,6 +103,7 @@ class _Run:
     slots: asyncio.Semaphore
     cpu: ThreadPoolExecutor
     io: ThreadPoolExecutor
+    decodes: BytePool
 
     async def one(self, entry: UrlEntry) -> MapRow:
         row = await self._outcome(entry)
@@ -127,16 +129,22 @@ class _Run:
                 await stack.enter_async_context(self.slots)
                 fetched = await self.fetcher.fetch(entry.url)
             stack.callback(self.fetcher.release, fetched.reserved)
-            image = await loop.run_in_executor(
-                self.cpu,
-                lambda: validate_image(
-                    fetched.body,
-                    max_pixels=settings.download_max_pixels,
-                    resize_max_side=settings.download_resize_max_side,
-                    content_type=fetched.content_type,
-                    decode=settings.download_decode,
-                ),
+            decoding = await self.decodes.acquire(
+                decoded_bytes(fetched.body) if settings.download_decode else 0
             )
+            try:
+                image = await loop.run_in_executor(
+                    self.cpu,
+                    lambda: validate_image(
+                        fetched.body,
+                        max_pixels=settings.download_max_pixels,
+                        resize_max_side=settings.download_resize_max_side,
+                        content_type=fetched.content_type,
+                        decode=settings.download_decode,
+                    ),
+                )
+            finally:
+                self.decodes.release(decoding)
             key, status = await loop.run_in_executor(
                 self.io, self.downloader.sink.store, image, entry.url
             )

@@ -201,6 +201,9 @@ class Dispatcher:
             heartbeat.join()
 
     def _drain(self, deadline: float) -> None:
+        # Two idle looks in a row: a queue's visible and hidden counts are read one after
+        # the other, so a record turning visible in between is counted in neither.
+        quiet = 0
         while time.monotonic() < deadline:
             worked = False
             for spec in topology.STAGES:
@@ -210,9 +213,10 @@ class Dispatcher:
                 if messages:
                     worked = True
                     self._invoke(spec.name, messages)
+            quiet = 0 if worked or not self.idle() else quiet + 1
+            if quiet >= 2:
+                return
             if not worked:
-                if self.idle():
-                    return
                 time.sleep(0.2)
         raise TimeoutError(f"queues not drained in time: {self.depths()}")
 
@@ -248,8 +252,6 @@ class Dispatcher:
         url = self.queue_urls[name].queue
         messages: list[dict[str, Any]] = []
         window_end = time.monotonic() + window_s
-        # The heartbeat lets go of these records once their batch is past its function timeout.
-        let_go = window_end + self.timeouts_s[name]
         while len(messages) < spec.batch_size and not self._stop.is_set():
             response = self.sqs.receive_message(
                 QueueUrl=url,
@@ -261,6 +263,8 @@ class Dispatcher:
             )
             batch = response.get("Messages", [])
             if batch:
+                # The heartbeat lets go of them once their batch is past its function timeout.
+                let_go = max(window_end, time.monotonic()) + self.timeouts_s[name]
                 self.in_flight.add(url, [m["ReceiptHandle"] for m in batch], let_go)
                 messages.extend(batch)
             elif not messages or time.monotonic() >= window_end:

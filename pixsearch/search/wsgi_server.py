@@ -34,9 +34,16 @@ class ApiServer:
         return self
 
     def stop(self) -> None:
-        self.server.close()
-        if self.thread is not None:
+        """End the serving loop from inside it (closing its sockets from another thread
+        would pull them out from under its ``select``), then close the sockets."""
+        if self.thread is not None and self.thread.is_alive():
+            self.server.trigger.pull_trigger(_exit_loop)
             self.thread.join(timeout=10)
+        self.server.close()
+
+
+def _exit_loop() -> None:
+    raise SystemExit  # waitress's run() takes this as the signal to stop its workers
 
 
 def api_server(app: Any, settings: Settings, port: int | None = None) -> ApiServer:

@@ -63,12 +63,12 @@ def indexed_keys(store: ObjectStore, model_tag: str) -> Counter[str]:
 def settled(settings: Settings, store: ObjectStore, model_tag: str, want: int) -> bool:
     stages = status.queue_depths(settings)
     idle = all(depth["queued"] == depth["in_flight"] == 0 for depth in stages.values())
-    summaries = all(read_summary(store, f"list-{n}") is not None for n in range(LISTS))
+    summaries = all(read_summary(store, f"list-{n}.txt") is not None for n in range(LISTS))
     return idle and summaries and sum(indexed_keys(store, model_tag).values()) >= want
 
 
 def describe(settings: Settings, store: ObjectStore, model_tag: str, stack: RunningStack) -> str:
-    summaries = {n: read_summary(store, f"list-{n}") is not None for n in range(LISTS)}
+    summaries = {n: read_summary(store, f"list-{n}.txt") is not None for n in range(LISTS)}
     return (
         f"pipeline did not settle: queues {status.queue_depths(settings)}, summaries {summaries}, "
         f"{sum(indexed_keys(store, model_tag).values())} indexed; the stack said:\n"
@@ -99,9 +99,11 @@ def test_every_image_is_indexed_exactly_once_under_faults(
             chosen = urls[number * 5 :] + urls[: number * 5 + 3]
             store.put(f"urls/list-{number}.txt", "\n".join(chosen).encode())
         deadline = time.monotonic() + 150
-        while not settled(settings, store, tiny_model.tag, len(distinct)):
+        quiet = 0  # two settled looks in a row: queue counts are read one after the other
+        while quiet < 2:
             assert time.monotonic() < deadline, describe(settings, store, tiny_model.tag, stack)
             time.sleep(1)
+            quiet = quiet + 1 if settled(settings, store, tiny_model.tag, len(distinct)) else 0
     finally:
         output = stack.stop()
     assert stack.process.returncode == 0, output

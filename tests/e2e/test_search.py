@@ -59,6 +59,17 @@ def search(api_url: str, **query: object) -> dict:
     return reply.json()
 
 
+def search_until_newer(api_url: str, version: int, **query: object) -> dict:
+    """Search until an index newer than ``version`` answers: it is swapped in off the request
+    path, so requests keep the old snapshot until the new one has loaded."""
+    deadline = time.monotonic() + 60
+    while True:
+        reply = search(api_url, **query)
+        if reply["index_version"] > version or time.monotonic() > deadline:
+            return reply
+        time.sleep(REFRESH_S)
+
+
 def test_ingested_images_are_searchable_and_new_ones_appear_without_restart(
     api_url: str, image_server: ImageServer, store: ObjectStore, pipeline: Dispatcher
 ) -> None:
@@ -91,8 +102,7 @@ def test_ingested_images_are_searchable_and_new_ones_appear_without_restart(
 
     more_urls = image_server.add_images(9, fmt="PNG", prefix="more")[6:]
     more_keys = ingest(store, pipeline, "more", more_urls)
-    time.sleep(REFRESH_S)
-    after = search(api_url, query_text="a sunset over the mountains", k=20)
+    after = search_until_newer(api_url, version, query_text="a sunset over the mountains", k=20)
     assert after["index_version"] > version
     assert len(after["results"]) == 9
     assert set(more_keys.values()) <= {result["key"] for result in after["results"]}

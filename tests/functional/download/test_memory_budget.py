@@ -100,12 +100,13 @@ def test_limits_follow_the_budget_and_refuse_what_cannot_fit() -> None:
     large = DownloadLimits.from_settings(Settings(download_memory_mb=4096))
     assert large.body_pool_bytes > small.body_pool_bytes
     assert large.list_max_bytes > small.list_max_bytes
-    assert large.decode_threads >= small.decode_threads >= 1
+    assert large.decode_pool_bytes > small.decode_pool_bytes
+    assert small.decode_pool_bytes >= Settings().download_max_pixels * 4  # one of the cap
     for limits in (small, large):
         used = (
             limits.baseline_bytes
             + limits.body_pool_bytes
-            + limits.decode_threads * Settings().download_max_pixels * 4
+            + limits.decode_pool_bytes
             + limits.list_max_bytes * 4
         )
         assert used <= limits.memory_bytes * 0.8 + 1
