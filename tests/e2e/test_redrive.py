@@ -29,7 +29,7 @@ def test_redrive_brings_a_poisoned_then_fixed_record_back_through_the_pipeline(
     Dispatcher(settings, queues).drain(timeout_s=120)
 
     letters = dlq.list_dead_letters(settings)
-    assert sorted(key for letter in letters for key in letter.notification_keys) == sorted(
+    assert sorted(key for letter in letters for key in letter.object_keys) == sorted(
         image.key for image in images
     )
     assert {letter.stage for letter in letters} == {"embed"}

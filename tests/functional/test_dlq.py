@@ -53,10 +53,10 @@ def test_list_shows_stage_keys_receives_and_first_failure_and_leaves_them(
     by_stage = {letter.stage: letter for letter in letters}
     assert sorted(by_stage) == ["embed", "index"] and len(letters) == 2
     embed = by_stage["embed"]
-    assert embed.notification_keys == ("images/aa/bad one.jpg",)
+    assert embed.object_keys == ("images/aa/bad one.jpg",)
     assert embed.receive_count == topology.stage("embed").max_receive_count
     assert embed.first_failure == "ValueError: cannot read images/aa/bad one.jpg"
-    assert (by_stage["index"].notification_keys, by_stage["index"].first_failure) == ((), None)
+    assert (by_stage["index"].object_keys, by_stage["index"].first_failure) == ((), None)
     assert by_stage["index"].body_excerpt == "garbled"
     assert [x.message_id for x in dlq.list_dead_letters(settings, "embed")] == [embed.message_id]
     table = dlq.render(letters)
@@ -86,7 +86,7 @@ def test_cli_lists_and_redrives(settings: Settings, queues, capsys: pytest.Captu
 
     assert cli.main(["dlq", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
-    assert (listed["stage"], listed["notification_keys"]) == ("index", ["embeddings/s.npy"])
+    assert (listed["stage"], listed["object_keys"]) == ("index", ["embeddings/s.npy"])
 
     assert cli.main(["dlq", "redrive"]) == 0
     assert capsys.readouterr().out.splitlines() == [

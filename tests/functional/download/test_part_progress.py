@@ -12,6 +12,8 @@ from pixsearch.download.urllist import UrlEntry
 from pixsearch.storage import ObjectStore
 from pixsearch.webui.progress import ProgressReader
 
+NAME = layout.list_name("urls/trip.txt")
+
 
 def test_counters_follow_finished_rows_then_disappear(store: ObjectStore):
     rows = tuple(UrlEntry(line, f"http://example.com/{line}.jpg") for line in range(5))
@@ -21,16 +23,13 @@ def test_counters_follow_finished_rows_then_disappear(store: ObjectStore):
         progress.add(MapRow.failed(line, rows[line].url, DownloadFailure("http_404", "gone")))
 
     deadline = time.monotonic() + 10
-    while rows_in_flight(store, part.list_name, "etag-1") != {0: 3} and time.monotonic() < deadline:
+    while rows_in_flight(store, NAME, "etag-1") != {0: 3} and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert rows_in_flight(store, part.list_name, "etag-1") == {0: 3}
-    assert rows_in_flight(store, part.list_name, "another-version") == {}
+    assert rows_in_flight(store, NAME, "etag-1") == {0: 3}
+    assert rows_in_flight(store, NAME, "another-version") == {}
     write_parts(store, [part])
     reader = ProgressReader(store, "any-model")
-    assert (
-        reader.list_progress(part.list_name).processed,
-        reader.list_progress(part.list_name).total,
-    ) == (3, 5)
+    assert (reader.list_progress(NAME).processed, reader.list_progress(NAME).total) == (3, 5)
 
     progress.stop()
     assert store.count(layout.PROGRESS) == 0
