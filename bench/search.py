@@ -162,7 +162,7 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
     """Bare parts and the served API on the ``args.model`` index, interleaved in rounds."""
     import torch
 
-    from pixsearch.embed.model import load_model
+    from pixsearch.inference import load_model
 
     settings = Settings(bucket="bench", model=args.model, pretrained="", torch_threads=args.threads)
     store = ObjectStore("bench")

@@ -27,8 +27,8 @@ from pixsearch import layout, topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.download.sink import SOURCE_URL_METADATA
 from pixsearch.embed.handler import lambda_handler as embed
-from pixsearch.embed.model import TINY_MODEL
 from pixsearch.events import TEST_EVENT
+from pixsearch.inference import TINY_MODEL
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
 from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
 from pixsearch.storage import ObjectStore, client

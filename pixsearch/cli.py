@@ -72,6 +72,12 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return rebuild.command(args.model_tag, settings)
 
 
+def _model_export(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.inference import command
+
+    return command.export(settings, destination=args.to, quantize=args.quantize, force=args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -135,6 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-tag", help="the index to rebuild (default: the configured model's)"
     )
     rebuild.set_defaults(run=_index_rebuild)
+
+    model = commands.add_parser("model", help="export the model for the ONNX runtime")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    export = model_commands.add_parser(
+        "export",
+        help="export the configured model (PIXSEARCH_MODEL/PIXSEARCH_PRETRAINED) to ONNX",
+        description="Export image and text encoders to ONNX with the tokenizer and "
+        "preprocessing constants; skipped when an export already exists (see --force). "
+        "Needs torch and open_clip (pip install 'pixsearch[export]').",
+    )
+    export.add_argument(
+        "--to",
+        metavar="DIR_OR_S3_PREFIX",
+        help="where exports live (default PIXSEARCH_ONNX_DIR, else {data dir}/models); "
+        "the model goes to a folder named by its tag below it",
+    )
+    export.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="also write int8 graphs (onnxruntime dynamic quantization); used when "
+        "PIXSEARCH_ONNX_PRECISION=int8",
+    )
+    export.add_argument("--force", action="store_true", help="export again even if one exists")
+    export.set_defaults(run=_model_export)
     return parser
 
 

@@ -9,7 +9,7 @@ from yarl import URL
 
 from pixsearch import layout
 from pixsearch.download.outcome import DownloadFailure, Status
-from pixsearch.download.validate import ValidImage
+from pixsearch.images import ValidImage
 from pixsearch.storage import ConflictError, ObjectStore
 
 SOURCE_URL_METADATA = "source-url"

@@ -25,7 +25,7 @@ from pixsearch.search.responses import Health, SearchResponse, SearchResult
 from pixsearch.storage import ObjectStore
 
 if TYPE_CHECKING:
-    from pixsearch.embed.model import ClipModel
+    from pixsearch.inference import ClipModel
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,8 @@ class SearchService:
         with self._model_lock:
             if self._model is None:
                 started = time.perf_counter()
-                from pixsearch.embed.model import ModelUnavailable, load_model
+                from pixsearch.inference import ModelUnavailable, load_model
 
-                imported = time.perf_counter()
                 try:
                     self._model = load_model(self.settings)
                 except ModelUnavailable as error:
@@ -110,19 +109,17 @@ class SearchService:
                     raise Unavailable(str(error), code="model_unavailable") from error
                 self._model_problem = None
                 log.info(
-                    "cold start: torch and open_clip imported in %.0f ms, model %s loaded in "
-                    "%.0f ms",
-                    (imported - started) * 1000,
+                    "cold start: model %s loaded on %s in %.0f ms",
                     self._model.tag,
-                    (time.perf_counter() - imported) * 1000,
+                    self._model.runtime,
+                    (time.perf_counter() - started) * 1000,
                 )
         return self._model
 
     def warm(self) -> None:
         """Load model and index now (cold start), logging what each took.
 
-        The index downloads in a second thread while torch and open_clip import,
-        which is most of a cold start.
+        The index downloads in a second thread while the model loads.
         """
         started = time.perf_counter()
         index = threading.Thread(target=self.index.refresh_if_due, name="search-index-load")

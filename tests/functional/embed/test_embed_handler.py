@@ -12,7 +12,7 @@ from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.embed import shard
 from pixsearch.embed.handler import lambda_handler
-from pixsearch.embed.model import TINY_MODEL, ClipModel, ModelUnavailable, create_model
+from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, create_model
 from pixsearch.runtime.lambda_shapes import lambda_sqs_event
 from pixsearch.storage import ObjectStore, client
 from pixsearch.topology import QueueUrls

@@ -7,13 +7,10 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pixsearch.inference.model import ModelUnavailable
 from pixsearch.storage import ObjectStore
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-
-
-class ModelUnavailable(RuntimeError):
-    """The model's weights could not be had; the message names the setting to change."""
 
 
 def unavailable(model: str, pretrained: str, reason: str) -> ModelUnavailable:
