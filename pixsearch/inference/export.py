@@ -46,22 +46,16 @@ class ExportResult:
     skipped: bool = False
 
 
-class _ImageEncoder(torch.nn.Module):
-    def __init__(self, module: torch.nn.Module) -> None:
+class _Encoder(torch.nn.Module):
+    """One tower of the model as a graph: ``encode_image`` or ``encode_text``, normalized."""
+
+    def __init__(self, module: torch.nn.Module, tower: str) -> None:
         super().__init__()
         self.module = module
+        self.encode = getattr(module, f"encode_{tower}")
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.module.encode_image(pixels, normalize=True)
-
-
-class _TextEncoder(torch.nn.Module):
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.module.encode_text(tokens, normalize=True)
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.encode(batch, normalize=True)
 
 
 def export(
@@ -99,11 +93,11 @@ def _stage(model: TorchClip, staged: Path, quantize: str | None) -> ExportManife
     height, width = preprocessing.image_size
     log.info("exporting the %s image encoder", model.tag)
     _export_graph(
-        _ImageEncoder(model.module), torch.randn(2, 3, height, width), staged / image_file
+        _Encoder(model.module, "image"), torch.randn(2, 3, height, width), staged / image_file
     )
     log.info("exporting the %s text encoder", model.tag)
     sample_tokens = torch.from_numpy(tokenizer(["a photo", "of a cat"]))
-    _export_graph(_TextEncoder(model.module), sample_tokens, staged / text_file)
+    _export_graph(_Encoder(model.module, "text"), sample_tokens, staged / text_file)
     graphs = {"fp32": {"image": image_file, "text": text_file}}
     reference = _reference_vectors(model)
     quality["fp32"] = _cosines(staged, graphs["fp32"], preprocessing, tokenizer, reference)
