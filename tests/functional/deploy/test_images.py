@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from pixsearch.cli import build_parser
 from pixsearch.config import Settings
 from tests.functional.deploy.dockerfiles import (
     Instruction,
@@ -123,7 +125,15 @@ def test_model_images_export_in_a_build_stage_with_the_cpu_torch(name: str) -> N
     assert args["TORCH_VERSION"] == _constraint("torch")
     assert args["TORCHVISION_VERSION"] == _constraint("torchvision")
     assert "https://download.pytorch.org/whl/cpu" in " ".join(i.arguments for i in export)
-    assert any("pixsearch model export --to" in i.arguments for i in export)
+    (command,) = [
+        match[1]
+        for i in export
+        if i.keyword == "RUN"
+        and (match := re.search(r"\) (pixsearch model export[^;]*);", i.arguments))
+    ]
+    argv = shlex.split(command.replace("${ONNX_DIR}", build_args(dockerfile(name))["ONNX_DIR"]))
+    parsed = build_parser().parse_args(argv[1:])
+    assert (parsed.model_command, parsed.to) == ("export", "/opt/models")
     assert any(i.keyword == "COPY" and "--from=export" in i.arguments for i in final)
     final_env = " ".join(i.arguments for i in final if i.keyword == "ENV")
     assert "PIXSEARCH_INFERENCE=onnx" in final_env and "PIXSEARCH_ONNX_DIR=" in final_env
