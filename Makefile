@@ -46,9 +46,9 @@ $(TOOLS_STAMP): Makefile
 	touch $@
 
 # Debian packages the browser tests need (Chromium); installed once, as root.
+# The script writes the stamp itself, and only once the packages are really there.
 .system-deps-stamp: scripts/install-system-deps.sh
-	bash scripts/install-system-deps.sh
-	touch $@
+	bash scripts/install-system-deps.sh $@
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .system-deps-stamp .pytest_cache .ruff_cache

@@ -259,10 +259,10 @@ def end_to_end(
     from pixsearch.download.downloader import Downloader
     from pixsearch.download.sink import BucketSink
     from pixsearch.download.urllist import UrlEntry
-    from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
+    from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch
     from pixsearch.storage import ObjectStore, client
 
-    moto = MotoServer(port=free_port(), log_path=WORK / "moto.log").start()
+    moto = launch("moto", port=free_port(), log_path=WORK / "moto.log").start()
     try:
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url

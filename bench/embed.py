@@ -58,7 +58,7 @@ from pixsearch.config import Settings  # noqa: E402
 from pixsearch.embed.batch import embed_events  # noqa: E402
 from pixsearch.events import ObjectEvent  # noqa: E402
 from pixsearch.inference import load_model  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 
@@ -231,7 +231,9 @@ def main() -> None:
         ensure_export(args.model, args.onnx_dir)
 
     os.environ.update(LOCAL_CREDENTIALS)
-    server = MotoServer(port=free_port(), log_path=Path(tempfile.mkdtemp()) / "moto.log").start()
+    server = launch(
+        "moto", port=free_port(), log_path=Path(tempfile.mkdtemp()) / "moto.log"
+    ).start()
     os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
     try:
         settings = Settings(

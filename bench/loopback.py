@@ -84,7 +84,7 @@ class Nginx:
     """nginx serving ``folder`` as /i/ on a free loopback port, from a temporary config."""
 
     def __init__(self, folder: Path) -> None:
-        from pixsearch.runtime.moto_server import free_port
+        from pixsearch.runtime.emulator import free_port
 
         self.folder = folder
         self.port = free_port()

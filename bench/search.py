@@ -50,8 +50,14 @@ sys.path.insert(0, str(ROOT))
 from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
+from pixsearch.index import quantizer as quantizers  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import (  # noqa: E402
+    LOCAL_CREDENTIALS,
+    EmulatorProcess,
+    free_port,
+    launch,
+)
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
 K = 10
@@ -68,19 +74,46 @@ def clustered_vectors(count: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 def publish(store: ObjectStore, tag: str, vectors: np.ndarray, flat_max: int) -> manifests.Manifest:
-    """One segment over ``vectors`` and a manifest naming it, as the index stage writes them."""
+    """One segment over ``vectors`` and a manifest naming it, as the index stage writes them
+    (flat up to ``flat_max``, else IVF-SQ8 from a template trained on these vectors)."""
     count = len(vectors)
     keys = [layout.image_key(f"{i:064x}", "jpg") for i in range(count)]
-    rows = segments.Rows(
+    rows = segments.Rows.of(
         keys, [f"https://img.example/{i}.jpg" for i in range(count)], [640] * count, [480] * count
     )
-    built, index_bytes, rows_bytes = segments.build(vectors, rows, flat_max)
-    segments.save(store, tag, built.entry, index_bytes, rows_bytes)
+    template = None
+    if count <= flat_max:
+        built = segments.build_flat(vectors, rows)
+    else:
+        template, data = quantizers.train(vectors, Settings().index_ivf_nlist)
+        quantizers.save(store, tag, template[0], data)
+        built = segments.build_ivf(vectors, rows, template)
     manifest = manifests.Manifest(
-        model_tag=tag, dim=vectors.shape[1], version=1, segments=(built.entry,)
+        model_tag=tag,
+        dim=vectors.shape[1],
+        version=1,
+        segments=(segments.save(store, tag, built),),
+        quantizer=template[0] if template else None,
     )
     manifests.publish(store, manifest, None)
     return manifest
+
+
+def bench_environment(moto: EmulatorProcess, work: Path, **settings: str) -> dict[str, str]:
+    """The environment of a run over ``moto`` (also set in this process), with its bucket."""
+    env = {
+        **os.environ,
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "PIXSEARCH_BUCKET": "bench",
+        "PIXSEARCH_PRETRAINED": "",
+        "PIXSEARCH_DATA_DIR": str(work),
+        **settings,
+    }
+    os.environ.update(env)
+    client.cache_clear()
+    client("s3").create_bucket(Bucket="bench")
+    return env
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -349,19 +382,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
-    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
-        env = {
-            **os.environ,
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": moto.endpoint_url,
-            "PIXSEARCH_BUCKET": "bench",
-            "PIXSEARCH_PRETRAINED": "",
-            "PIXSEARCH_SEARCH_REFRESH_S": "3600",
-            "PIXSEARCH_DATA_DIR": str(work),
-        }
-        os.environ.update(env)
-        client.cache_clear()
-        client("s3").create_bucket(Bucket="bench")
+    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
+        env = bench_environment(moto, work, PIXSEARCH_SEARCH_REFRESH_S="3600")
         results = {"vectors": args.vectors, "model": args.model}
         if not args.cold_start_only:
             results.update(measure_served(args, env, work))

@@ -8,6 +8,9 @@ event (with the tiny model the package ships, so no weights are needed) to get
 a real embedding shard, then deletes the image. Each stage queue's messages are
 received and wrapped in the event Lambda's SQS event source delivers, ready for
 ``sam local invoke DownloadFunction -e events/download.json`` and friends.
+
+moto escapes ``/`` in notification keys (``images%2Fb4%2F...``); S3 does not. The
+recorded keys are re-encoded as S3 writes them, so the samples are what S3 sends.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from PIL import Image, ImageDraw
 
@@ -27,10 +31,10 @@ from pixsearch import layout, topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.download.sink import SOURCE_URL_METADATA
 from pixsearch.embed.handler import lambda_handler as embed
-from pixsearch.events import TEST_EVENT
+from pixsearch.events import TEST_EVENT, encode_key
 from pixsearch.inference import TINY_MODEL
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port
 from pixsearch.storage import ObjectStore, client
 
 EVENTS_DIR = Path(__file__).resolve().parent
@@ -105,15 +109,26 @@ def receive(sqs: Any, queue_url: str, region: str, count: int) -> dict[str, Any]
     if len(messages) != count:
         raise RuntimeError(f"expected {count} notifications on {queue_url}, got {len(messages)}")
     messages.sort(key=lambda message: int(message["Attributes"]["SentTimestamp"]))
+    messages = [as_s3_sends_it(message) for message in messages]
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     return lambda_sqs_event(messages, arn["Attributes"]["QueueArn"], region)
+
+
+def as_s3_sends_it(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with its notification keys encoded as S3 encodes them (and its MD5)."""
+    body = json.loads(message["Body"])
+    for s3_record in body["Records"]:
+        s3_object = s3_record["s3"]["object"]
+        s3_object["key"] = encode_key(unquote_plus(s3_object["key"]))
+    text = json.dumps(body)
+    return {**message, "Body": text, "MD5OfBody": hashlib.md5(text.encode()).hexdigest()}
 
 
 def main() -> int:
     os.environ.update(PIXSEARCH_MODEL=TINY_MODEL, PIXSEARCH_PRETRAINED="")
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
-    with MotoServer(port=free_port()) as server:
+    with launch("moto", port=free_port()) as server:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
         client.cache_clear()
         get_settings.cache_clear()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
+from pixsearch import topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.logs import configure_cli
 
@@ -24,6 +25,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
         api=not args.no_api,
         webapp=not args.no_webapp,
         persist=not args.no_persist,
+        reconfigure=args.reconfigure,
         stages=tuple(args.stages.split(",")) if args.stages else None,
     )
     LocalStack(settings, options).run()
@@ -44,9 +46,15 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.runtime.stack import use_running_stack
     from pixsearch.search import command
 
-    use_running_stack(settings)
+    if not args.api_url:
+        use_running_stack(settings)
     return command.run(
-        text=args.text, image=args.image, k=args.k, min_score=args.min_score, settings=settings
+        text=args.text,
+        image=args.image,
+        k=args.k,
+        min_score=args.min_score,
+        settings=settings,
+        api_url=args.api_url,
     )
 
 
@@ -61,6 +69,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         name=args.name,
         timeout_s=args.timeout,
         settings=settings,
+        wait=not args.no_wait,
     )
 
 
@@ -78,6 +87,35 @@ def _model_export(args: argparse.Namespace, settings: Settings) -> int:
     return command.export(settings, destination=args.to, quantize=args.quantize, force=args.force)
 
 
+def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.index import retention
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    return retention.command(args.model_tag, args.dry_run, settings)
+
+
+def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from pixsearch import dlq
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    letters = dlq.list_dead_letters(settings, args.stage)
+    print(json.dumps([asdict(x) for x in letters], indent=2) if args.json else dlq.render(letters))
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch import dlq
+    from pixsearch.runtime.stack import use_running_stack
+
+    use_running_stack(settings)
+    print(dlq.render_redrive(dlq.redrive(settings, args.stage)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixsearch", description="CLIP image search over S3-compatible object storage."
@@ -88,12 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the local stack in the foreground until Ctrl-C")
     up.add_argument(
         "--endpoint-url",
-        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting moto server",
+        help="use this S3/SQS endpoint (LocalStack, MinIO, AWS) instead of starting the local "
+        "object store; only what is missing there is created",
+    )
+    up.add_argument(
+        "--reconfigure",
+        action="store_true",
+        help="with an external endpoint: also set the existing queues' attributes and the "
+        "bucket's notifications to pixsearch's topology",
     )
     up.add_argument("--no-api", action="store_true", help="do not serve the search API")
     up.add_argument("--no-webapp", action="store_true", help="do not start the web app")
     up.add_argument(
-        "--no-persist", action="store_true", help="keep no data across restarts (moto only)"
+        "--no-persist", action="store_true", help="start empty and keep nothing (all in memory)"
     )
     up.add_argument(
         "--stages",
@@ -113,11 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", type=Path, help="search with this image file instead")
     search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--min-score", type=float, help="drop results scoring below this")
+    search.add_argument(
+        "--api-url",
+        help="ask this search API instead of searching in this process "
+        "(PIXSEARCH_API_AUTH=iam signs the requests with AWS SigV4)",
+    )
     search.set_defaults(run=_search)
 
     ingest = commands.add_parser(
         "ingest",
-        help="upload a URL list to urls/, follow the download with a progress bar, summarise",
+        help="upload a URL list to urls/, follow it until searchable with progress bars, summarise",
     )
     source = ingest.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -130,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--timeout", type=float, help="give up waiting after this many seconds (default: never)"
     )
+    ingest.add_argument(
+        "--no-wait", action="store_true", help="upload the list and return; follow nothing"
+    )
     ingest.set_defaults(run=_ingest)
 
     index = commands.add_parser("index", help="maintain the search index")
@@ -141,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-tag", help="the index to rebuild (default: the configured model's)"
     )
     rebuild.set_defaults(run=_index_rebuild)
+
+    gc = index_commands.add_parser(
+        "gc",
+        help="delete index objects no kept manifest references, older than the grace period",
+    )
+    gc.add_argument("--model-tag", help="the index to clean (default: the configured model's)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    gc.set_defaults(run=_index_gc)
 
     model = commands.add_parser("model", help="export the model for the ONNX runtime")
     model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
@@ -165,6 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--force", action="store_true", help="export again even if one exists")
     export.set_defaults(run=_model_export)
+
+    dlq = commands.add_parser("dlq", help="dead-lettered messages: list them, send them back")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser(
+        "list", help="stage, object key(s), receive count and first failure of each dead letter"
+    )
+    dlq_list.add_argument("--json", action="store_true", help="machine-readable output")
+    dlq_list.set_defaults(run=_dlq_list)
+    dlq_redrive = dlq_commands.add_parser(
+        "redrive", help="move dead letters back to their stage's queue (after fixing the cause)"
+    )
+    dlq_redrive.set_defaults(run=_dlq_redrive)
+    for action in (dlq_list, dlq_redrive):
+        action.add_argument(
+            "--stage", choices=[spec.name for spec in topology.STAGES], help="only this stage"
+        )
     return parser
 
 

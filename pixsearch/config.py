@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Path(tempfile.gettempdir()) / "pixsearch-weights"
 
     # Download
+    # The memory the download function may use (worst case, with margin); every memory
+    # limit of the stage derives from it. On Lambda it is the function's memory.
+    download_memory_mb: int = Field(
+        default=1024,
+        ge=128,
+        validation_alias=AliasChoices(
+            "PIXSEARCH_DOWNLOAD_MEMORY_MB", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "download_memory_mb"
+        ),
+    )
     download_concurrency: int = Field(default=64, ge=1)
     download_per_host_concurrency: int = Field(default=16, ge=1)
     download_connect_timeout_s: float = Field(default=10.0, gt=0)
@@ -69,8 +78,20 @@ class Settings(BaseSettings):
     download_decode: bool = True
 
     # Index
-    index_compact_segments: int = Field(default=8, ge=2)
+    # Segments of similar size that merge into one (tiered compaction's fan-out).
+    index_compact_segments: int = Field(default=4, ge=2)
+    # Segments up to this many rows are exact (Flat); larger ones IVF-SQ8.
     index_flat_max: int = Field(default=50_000, ge=1)
+    # Inverted lists of the IVF template, trained once per index.
+    index_ivf_nlist: int = Field(default=1024, ge=1)
+    # One index run's memory and time: by default the index function's size as deployed
+    # (Lambda's own AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else the topology's, which
+    # infra/template.yaml states too). Merges are sized to fit.
+    index_memory_mb: int = Field(default_factory=lambda: _index_function_memory_mb(), ge=128)
+    index_time_s: float = Field(default_factory=lambda: _index_function_timeout_s(), gt=0)
+    # How long unreferenced index objects and expired tombstones are kept: longer than a
+    # search instance takes to load a version it has started reading.
+    index_grace_s: float = Field(default=3600.0, ge=0)
 
     # Search
     search_k_max: int = Field(default=100, ge=1)
@@ -80,13 +101,26 @@ class Settings(BaseSettings):
     search_query_cache_size: int = Field(default=1024, ge=0)
     # An image_url query waits for its fetch: a shorter cap than for ingestion.
     search_fetch_timeout_s: float = Field(default=10.0, gt=0)
+    # Non-public host:port pairs or CIDRs an image_url query may fetch from. Its own list,
+    # empty by default: a public API never inherits the downloader's PIXSEARCH_DOWNLOAD_ALLOW.
+    search_image_url_allow: str = ""
+
+    # How the web app and `pixsearch search --api-url` call the search API: "none", or
+    # "iam" to sign requests with AWS SigV4 (the deployed API's default ApiAuth).
+    api_auth: Literal["none", "iam"] = "none"
 
     # Local stack
     data_dir: Path = Field(default_factory=lambda: _default_data_dir())
+    # The embedded object store + queues `pixsearch up` starts (see pixsearch.runtime.emulator).
+    local_backend: Literal["ministack", "moto"] = "ministack"
+    # Where it listens (the names predate the choice of backend).
     moto_host: str = "127.0.0.1"
     moto_port: int = 4566
     api_host: str = "127.0.0.1"
     api_port: int = 5001
+    # Worker threads of the local API server (waitress) and the connections it accepts.
+    api_threads: int = Field(default=16, ge=1)
+    api_connection_limit: int = Field(default=256, ge=1)
     webapp_port: int = 8501
     # Local queues use a short visibility timeout that the dispatcher extends while a
     # batch is in flight, so a failed record is retried in seconds, not hours.
@@ -98,6 +132,19 @@ class Settings(BaseSettings):
         from pixsearch.layout import model_tag
 
         return model_tag(self.model, self.pretrained)
+
+
+def _index_function_memory_mb() -> int:
+    from pixsearch.topology import stage
+
+    deployed = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    return int(deployed) if deployed.isdigit() else stage("index").memory_mb
+
+
+def _index_function_timeout_s() -> float:
+    from pixsearch.topology import stage
+
+    return float(stage("index").function_timeout_s)
 
 
 def _default_data_dir() -> Path:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -27,6 +29,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 TEST_EVENT = "s3:TestEvent"
 
 log = logging.getLogger(__name__)
+
+_listener = threading.local()
+
+
+def encode_key(key: str) -> str:
+    """``key`` as S3 writes it into a notification: URL-encoded, ``+`` for a space, ``/`` kept.
+
+    (moto also escapes ``/`` as ``%2F``; :func:`parse_record` decodes both.)
+    """
+    return quote_plus(key, safe="/")
 
 
 class EventParseError(ValueError):
@@ -128,14 +140,33 @@ def process_batch(event: dict[str, Any], context: Any, handle: BatchHandler) -> 
     response = process_partial_response(
         event=event, record_handler=settle, processor=processor, context=context
     )
+    reasons = {mid: f"{type(e).__name__}: {e}" for mid, e in {**failures, **parse_errors}.items()}
+    sink = getattr(_listener, "reasons", None)
+    if sink is not None:
+        sink.update(reasons)
     log.info(
         "batch of %d records: %d object events, %d failed",
         len(event.get("Records") or []),
         len(object_events),
         len(response.get("batchItemFailures", [])),
-        extra={"failures": {mid: str(e) for mid, e in {**failures, **parse_errors}.items()}},
+        extra={"failures": reasons},
     )
     return response
+
+
+@contextmanager
+def failure_reasons() -> Iterator[dict[str, str]]:
+    """Collect why :func:`process_batch` fails records in this thread, by message id.
+
+    Lambda only learns *which* records failed; the local runtime also notes *why*,
+    so ``pixsearch dlq list`` can say it.
+    """
+    reasons: dict[str, str] = {}
+    _listener.reasons = reasons
+    try:
+        yield reasons
+    finally:
+        _listener.reasons = None
 
 
 def each(handle_one: Callable[[ObjectEvent], None]) -> BatchHandler:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import PurePosixPath
 
@@ -20,14 +22,32 @@ MANIFEST_NAME = "MANIFEST.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+"""File names ending so name a checkpoint file, not an open_clip weights tag."""
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def names_a_file(pretrained: str) -> bool:
+    """Whether ``pretrained`` is a checkpoint's location (path or URI) rather than a tag."""
+    return "/" in pretrained or os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)
+
+
 def model_tag(model: str, pretrained: str) -> str:
     """A key-safe tag naming model and weights, e.g. ``ViT-B-32__laion2b_s34b_b79k``.
 
-    A path or URI as ``pretrained`` is reduced to its file name, so the tag stays
-    short and stable across machines.
+    A checkpoint is named by its file name plus a digest of its whole location (the
+    URI, or the absolute path), so ``run1/model.pt`` and ``run2/model.pt`` never share
+    an index, and the tag stays short.
     """
-    weights = PurePosixPath(pretrained.rstrip("/")).name if "/" in pretrained else pretrained
-    return f"{_UNSAFE.sub('-', model)}__{_UNSAFE.sub('-', weights or 'none')}"
+    weights = pretrained or "none"
+    if names_a_file(pretrained):
+        location = pretrained.rstrip("/")
+        if not _URI.match(location):
+            location = os.path.abspath(os.path.expanduser(location))
+        digest = hashlib.sha256(location.encode()).hexdigest()[:12]
+        weights = f"{PurePosixPath(location.replace(os.sep, '/')).name}-{digest}"
+    return f"{_UNSAFE.sub('-', model)}__{_UNSAFE.sub('-', weights)}"
 
 
 def image_key(sha256: str, ext: str) -> str:
@@ -35,12 +55,10 @@ def image_key(sha256: str, ext: str) -> str:
 
 
 def list_name(url_list_key: str) -> str:
-    """``urls/a/b.txt.gz`` -> ``a/b``: the name a URL list's map and summary live under."""
-    name = url_list_key.removeprefix(URLS)
-    for suffix in (".gz",):
-        name = name.removesuffix(suffix)
-    stem, dot, ext = name.rpartition(".")
-    return stem if dot and "/" not in ext else name
+    """``urls/a/b.txt.gz`` -> ``a/b.txt.gz``: the name a URL list's parts, map and summary
+    live under. The whole key after ``urls/``, so ``a.txt``, ``a.csv`` and ``a.txt.gz``
+    are three lists."""
+    return url_list_key.removeprefix(URLS)
 
 
 def url_map_key(list_name: str, part: int) -> str:
@@ -72,6 +90,15 @@ def parse_part_key(key: str) -> tuple[str, int]:
     if match is None or match["ext"] != "json":
         raise ValueError(f"not a URL list part key: {key!r}")
     return match["name"], int(match["part"])
+
+
+PROGRESS = "progress/"
+"""Counters of list parts being downloaded right now (gone once the part's map is written).
+No trigger watches this prefix."""
+
+
+def part_progress_key(list_name: str, part: int) -> str:
+    return f"{PROGRESS}{list_name}/{part:05d}.json"
 
 
 def parse_url_map_key(key: str) -> tuple[str, int]:
@@ -117,6 +144,25 @@ def manifest_key(tag: str) -> str:
 def segment_rows_key(tag: str, segment_id: str) -> str:
     """Who a segment's rows are (key, source URL, size), in FAISS row order."""
     return f"{INDEX}{tag}/segments/{segment_id}.rows.parquet"
+
+
+def segment_keys_key(tag: str, segment_id: str) -> str:
+    """64-bit hashes of a segment's image keys, in row order (for dedup and tombstones)."""
+    return f"{INDEX}{tag}/segments/{segment_id}.keys.npy"
+
+
+def segments_prefix(tag: str) -> str:
+    return f"{INDEX}{tag}/segments/"
+
+
+def quantizer_key(tag: str, quantizer_id: str) -> str:
+    """The index's trained, empty IVF template that its IVF segments share."""
+    return f"{INDEX}{tag}/quantizers/{quantizer_id}.faiss"
+
+
+def shard_set_key(tag: str, set_id: str) -> str:
+    """Shard ids folded into the index, as one immutable sorted array."""
+    return f"{INDEX}{tag}/shardsets/{set_id}.npy"
 
 
 def manifest_version_key(tag: str, version: int) -> str:

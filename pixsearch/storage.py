@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -49,17 +50,25 @@ class ObjectInfo:
     size: int
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: datetime | None = None
 
 
 @lru_cache(maxsize=8)
-def client(service: str, region: str = "us-east-1") -> Any:
-    """A boto3 client with botocore's standard retry mode.
+def client(service: str, region: str = "us-east-1", *, retries: int = 4) -> Any:
+    """A boto3 client that retries transient errors (connection resets, 5xx, throttling).
+
+    botocore's legacy retry mode: exponential backoff with jitter and, unlike the
+    standard mode, no client-wide retry quota. The quota (500 tokens, 5 per retry)
+    drains under a sustained fault rate when many threads share a client, as the
+    local runtime's pollers do, and from then on nothing is retried; a stage rather
+    retries a call than fails and redelivers a whole batch. ``retries=0`` suits a
+    probe whose failure has a fallback.
 
     The endpoint comes from ``AWS_ENDPOINT_URL[_S3|_SQS]`` as boto3 reads it.
     Clients are thread-safe and cached per process (Lambda container reuse).
     """
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "legacy", "max_attempts": retries},
         max_pool_connections=64,
         s3={"addressing_style": "path"},
     )
@@ -89,14 +98,25 @@ class ObjectStore:
         return self.get_with_info(key)[0]
 
     def get_with_info(self, key: str) -> tuple[bytes, ObjectInfo]:
+        response = self._get_object(key)
+        body = response["Body"].read()
+        return body, self._info(key, response, len(body))
+
+    def stream(
+        self, key: str, chunk_bytes: int = 1024 * 1024
+    ) -> tuple[Iterator[bytes], ObjectInfo]:
+        """The object's bytes in chunks as they arrive (never all in memory), and its info."""
+        response = self._get_object(key)
+        info = self._info(key, response, int(response.get("ContentLength") or 0))
+        return response["Body"].iter_chunks(chunk_bytes), info
+
+    def _get_object(self, key: str) -> dict[str, Any]:
         try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            return self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _error_code(error) in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from error
             raise
-        body = response["Body"].read()
-        return body, self._info(key, response, len(body))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -141,7 +161,12 @@ class ObjectStore:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], _etag(item["ETag"]), item["Size"])
+                yield ObjectInfo(
+                    item["Key"],
+                    _etag(item["ETag"]),
+                    item["Size"],
+                    last_modified=item.get("LastModified"),
+                )
 
     def count(self, prefix: str = "") -> int:
         return sum(1 for _ in self.list(prefix))
@@ -182,4 +207,5 @@ class ObjectStore:
             size=size,
             content_type=response.get("ContentType"),
             metadata=dict(response.get("Metadata") or {}),
+            last_modified=response.get("LastModified"),
         )

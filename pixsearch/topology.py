@@ -36,7 +36,7 @@ class Stage:
     batch_size: int
     batching_window_s: int = 0
     max_concurrency: int = 2
-    max_receive_count: int = 2
+    max_receive_count: int = 5  # AWS: at least 5 for SQS event sources (lost receives count)
     memory_mb: int = 1024
 
     @property
@@ -79,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
         batch_size=100,
         batching_window_s=5,
         max_concurrency=1,
-        memory_mb=2048,
+        memory_mb=3008,
     ),
 )
 
@@ -123,35 +123,86 @@ def ensure(
     *,
     visibility_timeout_s: int | None = None,
     notifications: bool = True,
+    reconfigure: bool = True,
 ) -> dict[str, QueueUrls]:
     """Create bucket, queues, DLQs and notifications if missing (idempotent).
 
     ``visibility_timeout_s`` overrides the deployed value for local runs, where
     the dispatcher extends visibility while a batch is in flight instead.
-    ``notifications=False`` leaves the bucket silent, e.g. while restoring data.
+    ``notifications=False`` leaves the bucket silent. ``reconfigure=False`` is for
+    someone else's stack (an external endpoint): what exists is left exactly as
+    it is, only what is missing is created.
     """
     _ensure_bucket(s3, settings)
     urls: dict[str, QueueUrls] = {}
     for spec in STAGES:
-        dlq_url = sqs.create_queue(QueueName=dlq_name(settings, spec.name))["QueueUrl"]
-        dlq_arn = _queue_arn(sqs, dlq_url)
+        dlq_url = _existing_queue(sqs, dlq_name(settings, spec.name))
+        if dlq_url is None:
+            dlq_url = sqs.create_queue(QueueName=dlq_name(settings, spec.name))["QueueUrl"]
         timeout = visibility_timeout_s or spec.visibility_timeout_s
         attributes = {
             "VisibilityTimeout": str(timeout),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+                {
+                    "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+                    "maxReceiveCount": str(spec.max_receive_count),
+                }
             ),
         }
         name = queue_name(settings, spec.name)
-        try:
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-        except sqs.exceptions.QueueDoesNotExist:
+        url = _existing_queue(sqs, name)
+        if url is None:
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        elif reconfigure:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         urls[spec.name] = QueueUrls(queue=url, dlq=dlq_url)
     if notifications:
-        attach_notifications(s3, sqs, settings, urls)
+        current = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+        wanted = notification_configuration(
+            settings, {name: _queue_arn(sqs, pair.queue) for name, pair in urls.items()}
+        )
+        if _routes(current) == _routes(wanted):
+            pass  # as wanted already: putting it again would only send another s3:TestEvent
+        elif reconfigure or not any(current.get(kind) for kind in _NOTIFICATION_KINDS):
+            s3.put_bucket_notification_configuration(
+                Bucket=settings.bucket, NotificationConfiguration=wanted
+            )
+        else:
+            log.warning(
+                "bucket %s already has event notifications: left as they are", settings.bucket
+            )
     return urls
+
+
+_NOTIFICATION_KINDS = (
+    "QueueConfigurations",
+    "TopicConfigurations",
+    "LambdaFunctionConfigurations",
+    "EventBridgeConfiguration",
+)
+
+
+def _routes(config: dict[str, Any]) -> set[tuple[str, str, tuple[str, ...], frozenset]]:
+    """What a notification configuration routes where, whatever its ids and spelling."""
+    return {
+        (
+            rule.get("Id", ""),
+            rule["QueueArn"],
+            tuple(sorted(rule["Events"])),
+            frozenset(
+                (item["Name"].lower(), item["Value"])
+                for item in rule.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+            ),
+        )
+        for rule in config.get("QueueConfigurations", [])
+    } | {(kind, "", (), frozenset()) for kind in _NOTIFICATION_KINDS[1:] if config.get(kind)}
+
+
+def _existing_queue(sqs: Any, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
 
 
 def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -> dict[str, Any]:
@@ -171,14 +222,6 @@ def notification_configuration(settings: Settings, queue_arns: dict[str, str]) -
                 }
             )
     return {"QueueConfigurations": configs}
-
-
-def attach_notifications(s3: Any, sqs: Any, settings: Settings, urls: dict[str, QueueUrls]) -> None:
-    arns = {name: _queue_arn(sqs, pair.queue) for name, pair in urls.items()}
-    s3.put_bucket_notification_configuration(
-        Bucket=settings.bucket,
-        NotificationConfiguration=notification_configuration(settings, arns),
-    )
 
 
 def _ensure_bucket(s3: Any, settings: Settings) -> None:

@@ -31,7 +31,7 @@ def progress_reader() -> ProgressReader:
 
 @st.cache_resource(show_spinner=False)
 def _search_api(url: str) -> SearchApi:
-    return SearchApi(url)
+    return SearchApi.from_settings(url, get_settings())
 
 
 @st.cache_resource(show_spinner=False)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import streamlit as st
 from app_services import progress_reader
 from botocore.exceptions import BotoCoreError, ClientError
+from dead_letters_view import render_dead_letters
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from pixsearch import status
@@ -119,10 +120,7 @@ def _render_queues(stages: dict[str, dict[str, int]], version: int, vectors: int
     st.caption(f"Index version {version} · {vectors} vectors · updated {_now()}")
     st.dataframe(rows, hide_index=True, width="stretch")
     if dead:
-        st.warning(
-            f"{dead} message(s) in dead-letter queues: records that failed twice. "
-            "`pixsearch status` lists them per stage."
-        )
+        render_dead_letters(dead)
 
 
 def _render_list(progress: ListProgress) -> None:

@@ -1,10 +1,11 @@
-"""The local search API: Flask on ``PIXSEARCH_API_HOST``:``PIXSEARCH_API_PORT`` (127.0.0.1:5001)."""
+"""The local search API: Flask under waitress on ``PIXSEARCH_API_HOST``:``PIXSEARCH_API_PORT``
+(127.0.0.1:5001), ``PIXSEARCH_API_THREADS`` worker threads."""
 
 from pixsearch.config import get_settings
 from pixsearch.logs import configure_cli
 from pixsearch.search.flask_app import create_flask_app
+from pixsearch.search.wsgi_server import api_server
 
 if __name__ == "__main__":
     configure_cli()
-    settings = get_settings()
-    create_flask_app().run(host=settings.api_host, port=settings.api_port, threaded=True)
+    api_server(create_flask_app(), get_settings()).server.run()

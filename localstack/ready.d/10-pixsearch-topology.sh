@@ -32,9 +32,9 @@ create_stage() {
 awslocal s3api head-bucket --bucket "$BUCKET" 2>/dev/null \
   || awslocal s3api create-bucket --bucket "$BUCKET" >/dev/null
 
-create_stage download 5400 2
-create_stage embed 5400 2
-create_stage index 1800 2
+create_stage download 5400 5
+create_stage embed 5400 5
+create_stage index 1800 5
 
 awslocal s3api put-bucket-notification-configuration --bucket "$BUCKET" \
   --notification-configuration "$(cat <<JSON

@@ -1,11 +1,12 @@
 """URL entries -> URL map rows: fetch, validate, store, with bounded concurrency and a watchdog.
 
-Concurrency is bounded twice. A per-host semaphore covers the HTTP exchange,
-and it is taken *before* a global slot, so URLs queued behind a slow host wait
-without holding slots other hosts could use. The global slot covers fetch,
-validation and storage, so at most ``download_concurrency`` bodies are in
-memory at once. Pillow work runs in a small thread pool (decoders release the
-GIL) and blocking object-store writes in another.
+Concurrency is bounded three times. A per-host semaphore covers the HTTP
+exchange, and it is taken *before* a global slot, so URLs queued behind a slow
+host wait without holding slots other hosts could use. The global slot covers
+fetch, validation and storage. And every body reserves its bytes from the
+memory budget's pool (:mod:`~pixsearch.download.budget`) until its image is
+stored. Pillow work runs in a thread pool sized by that budget (decoders
+release the GIL) and blocking object-store writes in another.
 
 The watchdog: every URL's fetch is bounded by ``download_total_timeout_s``, and
 the whole run by ``deadline``; URLs still pending then are cancelled and get a
@@ -17,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ from yarl import URL
 
 from pixsearch import images
 from pixsearch.config import Settings
+from pixsearch.download.budget import BytePool, DownloadLimits, decoded_bytes
 from pixsearch.download.fetch import Fetcher
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.sink import ImageSink
@@ -41,8 +42,10 @@ class Downloader:
 
     settings: Settings
     sink: ImageSink
-    validate_threads: int = max(2, os.cpu_count() or 2)
     store_threads: int = 8
+    limits: DownloadLimits | None = None
+    """What the memory budget allows (derived from the settings at the start of a run)."""
+    on_row: Callable[[MapRow], None] | None = None  # told of each row as it finishes
 
     def run(self, entries: Sequence[UrlEntry], timeout_s: float | None = None) -> list[MapRow]:
         """Rows for ``entries`` in the same order; returns within ``timeout_s`` (plus cleanup)."""
@@ -55,11 +58,13 @@ class Downloader:
             lambda: asyncio.Semaphore(self.settings.download_per_host_concurrency)
         )
         slots = asyncio.Semaphore(self.settings.download_concurrency)
-        cpu = ThreadPoolExecutor(self.validate_threads, "validate")
+        limits = self.limits or DownloadLimits.from_settings(self.settings)
+        cpu = ThreadPoolExecutor(limits.decode_threads, "validate")
         io = ThreadPoolExecutor(self.store_threads, "store")
         try:
-            async with Fetcher(self.settings) as fetcher:
-                run = _Run(self, fetcher, host_slots, slots, cpu, io)
+            async with Fetcher(self.settings, BytePool(limits.body_pool_bytes)) as fetcher:
+                decodes = BytePool(limits.decode_pool_bytes)
+                run = _Run(self, fetcher, host_slots, slots, cpu, io, decodes)
                 tasks = [asyncio.create_task(run.one(entry)) for entry in entries]
                 if not tasks:
                     return []
@@ -98,8 +103,15 @@ class _Run:
     slots: asyncio.Semaphore
     cpu: ThreadPoolExecutor
     io: ThreadPoolExecutor
+    decodes: BytePool
 
     async def one(self, entry: UrlEntry) -> MapRow:
+        row = await self._outcome(entry)
+        if self.downloader.on_row is not None:
+            self.downloader.on_row(row)
+        return row
+
+    async def _outcome(self, entry: UrlEntry) -> MapRow:
         try:
             return await self._one(entry)
         except DownloadFailure as failure:
@@ -116,10 +128,17 @@ class _Run:
             async with self.host_slots[_host(entry.url)]:
                 await stack.enter_async_context(self.slots)
                 fetched = await self.fetcher.fetch(entry.url)
-            image = await loop.run_in_executor(
-                self.cpu,
-                lambda: _validated(fetched.body, fetched.content_type, settings),
+            stack.callback(self.fetcher.release, fetched.reserved)
+            decoding = await self.decodes.acquire(
+                decoded_bytes(fetched.body) if settings.download_decode else 0
             )
+            try:
+                image = await loop.run_in_executor(
+                    self.cpu,
+                    lambda: _validated(fetched.body, fetched.content_type, settings),
+                )
+            finally:
+                self.decodes.release(decoding)
             key, status = await loop.run_in_executor(
                 self.io, self.downloader.sink.store, image, entry.url
             )

@@ -19,8 +19,14 @@ import aiohttp
 from yarl import URL
 
 from pixsearch.config import Settings
+from pixsearch.download.budget import BytePool
 from pixsearch.download.outcome import DownloadFailure
-from pixsearch.download.ssrf import AddressPolicy, BadUrl, BlockedAddress, VettingResolver
+from pixsearch.download.ssrf import (
+    AddressPolicy,
+    BadUrl,
+    BlockedAddress,
+    VettingResolver,
+)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ROBOTS_DIRECTIVES = frozenset({"noai", "noimageai"})
@@ -33,6 +39,8 @@ class Fetched:
     url: str
     body: bytes
     content_type: str
+    reserved: int = 0
+    """Bytes this body holds of the fetcher's pool; the caller releases them when done."""
 
 
 class _Retryable(Exception):
@@ -45,28 +53,37 @@ class _Retryable(Exception):
 class Fetcher:
     """Fetches image URLs for one invocation: ``async with Fetcher(settings) as fetcher``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pool: BytePool | None = None) -> None:
         self.settings = settings
+        self.pool = pool
         self.policy = AddressPolicy.from_allow_list(settings.download_allow)
-        self._session: aiohttp.ClientSession | None = None
+        # One session per policy: each resolver vets (and caches) names for its policy.
+        self._sessions: dict[AddressPolicy, aiohttp.ClientSession] = {}
+        self._resolvers: dict[AddressPolicy, VettingResolver] = {}
 
     async def __aenter__(self) -> Fetcher:
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.download_concurrency,
-            limit_per_host=self.settings.download_per_host_concurrency,
-            resolver=VettingResolver(self.policy),
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={
-                "User-Agent": self.settings.download_user_agent,
-                "Accept": "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5",
-            },
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
+        self._session_for(self.policy)
         return self
+
+    def _session_for(self, policy: AddressPolicy) -> aiohttp.ClientSession:
+        if policy not in self._sessions:
+            self._resolvers[policy] = VettingResolver(policy)
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.download_concurrency,
+                limit_per_host=self.settings.download_per_host_concurrency,
+                resolver=self._resolvers[policy],
+                ttl_dns_cache=300,
+            )
+            self._sessions[policy] = aiohttp.ClientSession(
+                connector=connector,
+                headers={
+                    "User-Agent": self.settings.download_user_agent,
+                    "Accept": "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5",
+                },
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return self._sessions[policy]
 
     async def __aexit__(
         self,
@@ -74,8 +91,8 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
     async def fetch(self, url: str, deadline: float | None = None) -> Fetched:
         """The body at ``url``; :class:`DownloadFailure` with a reason code otherwise.
@@ -114,15 +131,18 @@ class Fetcher:
         return random.uniform(0, self.settings.download_backoff_s * 2**attempt)
 
     async def _follow(self, url: str) -> Fetched:
-        assert self._session is not None, "use Fetcher as an async context manager"
+        assert self._sessions, "use Fetcher as an async context manager"
         current = _parse(url)
+        policy = self.policy
         for _ in range(self.settings.download_max_redirects + 1):
-            _check(self.policy, current)
+            _check(policy, current)
             try:
-                async with self._session.get(
+                async with self._session_for(policy).get(
                     current, allow_redirects=False, timeout=self._timeout()
                 ) as response:
                     if response.status in REDIRECTS and "Location" in response.headers:
+                        hop = self._resolvers[policy].address_of(current.raw_host or "")
+                        policy = policy.after_hop_to(hop)
                         current = _parse(str(current.join(URL(response.headers["Location"]))))
                         continue
                     return await self._accept(current, response)
@@ -163,20 +183,34 @@ class Fetcher:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type.startswith("text/"):
             raise DownloadFailure("not_image", f"server sent {content_type}, not an image")
-        body = await self._read_capped(response)
-        return Fetched(url=str(url), body=body, content_type=content_type)
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self.settings.download_max_bytes
         length = response.content_length
         if length is not None and length > cap:
             raise _too_large(cap, f"Content-Length is {length}")
         # Content-Length counts compressed bytes: a compressed body is capped as it inflates.
-        if (
-            length is not None
-            and response.headers.get("Content-Encoding", "identity") == "identity"
-        ):
-            return await response.read()
+        encoding = response.headers.get("Content-Encoding", "identity")
+        known = length is not None and encoding == "identity"
+        # Chunks, then their joined copy: twice the body while it is read.
+        reserved = await self._reserve(2 * (length if known and length is not None else cap))
+        try:
+            body = await (response.read() if known else self._read_capped(response))
+        except BaseException:
+            self.release(reserved)
+            raise
+        kept = min(reserved, len(body))
+        self.release(reserved - kept)
+        return Fetched(url=str(url), body=body, content_type=content_type, reserved=kept)
+
+    async def _reserve(self, n: int) -> int:
+        return await self.pool.acquire(n) if self.pool is not None else 0
+
+    def release(self, n: int) -> None:
+        """Give ``n`` reserved bytes back to the pool (a :class:`Fetched`'s ``reserved``)."""
+        if self.pool is not None and n:
+            self.pool.release(n)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        cap = self.settings.download_max_bytes
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK):

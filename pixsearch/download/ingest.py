@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from pixsearch import layout
 from pixsearch.config import Settings
+from pixsearch.download.progress import rows_in_flight
 from pixsearch.download.stage import queue_list_parts
 from pixsearch.download.urllist import UrlListError, list_format, parse_url_list
 from pixsearch.download.urlmap import LIST_ETAG, ROWS, read_maps, read_summary
@@ -42,9 +43,12 @@ def ingest(
     *,
     name: str | None = None,
     timeout_s: float | None = None,
-    out: TextIO = sys.stderr,
-) -> dict[str, Any]:
-    """Upload ``path`` to ``urls/``, wait until its summary is written, return the summary."""
+    wait: bool = True,
+    out: TextIO | None = None,
+) -> dict[str, Any] | None:
+    """Upload ``path`` to ``urls/``; unless ``wait`` is false, follow it until every image is
+    searchable (download, embed, index) and return the list's summary."""
+    out = out or sys.stderr
     key = f"{layout.URLS}{name or path.name}"
     data = path.read_bytes()
     try:
@@ -71,15 +75,64 @@ def ingest(
             return None
         return None if old_maps & set(summary["part_maps"].values()) else summary
 
+    if not wait:
+        return None
+
     def progress() -> Progress:
-        done = sum(
-            int(info.metadata.get(ROWS, "0"))
+        mapped = {
+            layout.parse_url_map_key(info.key)[1]: int(info.metadata.get(ROWS, "0"))
             for info in _map_heads(store, list_name)
             if info.metadata.get(LIST_ETAG) == etag and info.etag not in old_maps
-        )
+        }
+        in_flight = rows_in_flight(store, list_name, etag)
+        done = sum(mapped.values()) + sum(n for p, n in in_flight.items() if p not in mapped)
         return Progress(done, len(rows))
 
-    return _follow(finished, progress, "URLs", timeout_s, out)
+    started = time.monotonic()
+    summary = _follow(finished, progress, "URLs", timeout_s, out)
+    follow_to_searchable(store, settings, list_name, started, timeout_s, out)
+    return summary
+
+
+def follow_to_searchable(
+    store: ObjectStore,
+    settings: Settings,
+    list_name: str,
+    started: float,
+    timeout_s: float | None,
+    out: TextIO,
+) -> None:
+    """Show how many of the list's images are embedded and searchable, until all are."""
+    from pixsearch.webui.progress import ProgressReader
+
+    reader = ProgressReader(store, settings.model_tag)
+    deadline = None if timeout_s is None else started + timeout_s
+    state = reader.list_progress(list_name)
+    bars = {
+        stage: tqdm(total=state.images, unit="image", desc=stage, file=out)
+        for stage in ("embedded", "searchable")
+    }
+    try:
+        while True:
+            bars["embedded"].update(state.embedded - bars["embedded"].n)
+            bars["searchable"].update(state.indexed - bars["searchable"].n)
+            if state.indexed >= state.images:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise IngestError(
+                    f"{state.indexed} of {state.images} images searchable after "
+                    f"{timeout_s:.0f}s; are the embed and index stages running? "
+                    "Check `pixsearch status`."
+                )
+            time.sleep(POLL_S)
+            state = reader.list_progress(list_name)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    print(
+        f"{state.indexed} images searchable {time.monotonic() - started:.1f}s after upload",
+        file=out,
+    )
 
 
 def retry_failed(
@@ -87,9 +140,10 @@ def retry_failed(
     settings: Settings,
     *,
     timeout_s: float | None = None,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> dict[str, Any]:
     """Re-queue the parts of a finished list that have failed rows; wait for the new summary."""
+    out = out or sys.stderr
     store = ObjectStore.from_settings(settings)
     list_name = layout.list_name(list_ref) if list_ref.startswith(layout.URLS) else list_ref
     summary = read_summary(store, list_name)
@@ -206,17 +260,19 @@ def command(
     name: str | None,
     timeout_s: float | None,
     settings: Settings,
+    wait: bool = True,
 ) -> int:
     """``pixsearch ingest``: exit status 0 when the list finished, 1 when it could not."""
     try:
         if retry_failed_list:
             summary = retry_failed(retry_failed_list, settings, timeout_s=timeout_s)
         elif file is not None:
-            summary = ingest(file, settings, name=name, timeout_s=timeout_s)
+            summary = ingest(file, settings, name=name, timeout_s=timeout_s, wait=wait)
         else:
             raise IngestError("give a URL list file, or --retry-failed LIST")
     except (IngestError, OSError) as error:
         print(f"pixsearch ingest: {error}", file=sys.stderr)
         return 1
-    print(render_summary(summary))
+    if summary is not None:
+        print(render_summary(summary))
     return 0

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import quote_plus
 
 from pixsearch import layout
 from pixsearch.download.outcome import now_iso
 from pixsearch.download.urllist import BadRow, Row, UrlEntry
+from pixsearch.events import encode_key
 from pixsearch.storage import ObjectStore
 
 SQS_BATCH = 10
@@ -128,7 +128,7 @@ def s3_notification(bucket: str, key: str, etag: str, region: str) -> dict[str, 
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote_plus(key, safe="/"), "eTag": etag},
+                    "object": {"key": encode_key(key), "eTag": etag},
                 },
             }
         ]

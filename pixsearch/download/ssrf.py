@@ -5,6 +5,8 @@ Two layers, both needed:
 * :meth:`AddressPolicy.check_url` runs before every request (including each
   redirect hop): scheme, host, and any IP literal in any spelling browsers and
   ``inet_aton`` accept (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``).
+* A redirect from a public server never leads into the allow-listed ranges
+  (:meth:`AddressPolicy.after_hop_to`).
 * :class:`VettingResolver` is the aiohttp resolver: names are resolved once,
   every address is checked, and only checked addresses go back to the
   connector, so the connection goes to the address that was vetted (no DNS
@@ -143,6 +145,21 @@ class AddressPolicy:
             endpoints.add((_normalise_host(host), int(port)))
         return cls(tuple(networks), frozenset(endpoints))
 
+    @property
+    def opens_anything(self) -> bool:
+        return bool(self.networks or self.endpoints)
+
+    def after_hop_to(self, address: IPAddress | None) -> AddressPolicy:
+        """The policy for the redirects a response from ``address`` sends the fetch on.
+
+        A public server must not be able to send the fetcher into the allow-listed
+        ranges, so after a hop to a public (or unknown) address only public addresses
+        pass; a chain that stays inside the allow-list keeps it.
+        """
+        if not self.opens_anything or (address is not None and non_public_reason(address)):
+            return self
+        return PUBLIC_ONLY
+
     def allows(self, address: IPAddress, port: int, hostname: str = "") -> bool:
         if any(address in network for network in self.networks):
             return True
@@ -171,6 +188,10 @@ class AddressPolicy:
             self.check_address(address, port, url.host)
 
 
+PUBLIC_ONLY = AddressPolicy()
+"""The policy without an allow-list: public addresses only."""
+
+
 def _normalise_host(host: str) -> str:
     host = host.strip().strip("[]").rstrip(".").lower()
     address = parse_ip_literal(host)
@@ -187,6 +208,17 @@ class VettingResolver(AbstractResolver):
     def __init__(self, policy: AddressPolicy, resolver: AbstractResolver | None = None) -> None:
         self.policy = policy
         self._resolver = resolver or ThreadedResolver()
+        self._addresses: dict[str, list[IPAddress]] = {}
+
+    def address_of(self, host: str) -> IPAddress | None:
+        """The address a connection to ``host`` went to, as far as resolving tells: a
+        public one if the name has any (the cautious answer), ``None`` if never resolved."""
+        literal = parse_ip_literal(host)
+        if literal is not None:
+            return literal
+        addresses = self._addresses.get(host, [])
+        public = [address for address in addresses if non_public_reason(address) is None]
+        return (public or addresses or [None])[0]
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -196,8 +228,10 @@ class VettingResolver(AbstractResolver):
             self.policy.check_address(literal, port, host)
             return [_result(host, str(literal), port, literal)]
         results = await self._resolver.resolve(host, port, family)
-        for result in results:
-            self.policy.check_address(ipaddress.ip_address(result["host"]), port, host)
+        addresses = [ipaddress.ip_address(result["host"]) for result in results]
+        for address in addresses:
+            self.policy.check_address(address, port, host)
+        self._addresses[host] = addresses
         return results
 
     async def close(self) -> None:

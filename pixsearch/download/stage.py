@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings
+from pixsearch.download.budget import DownloadLimits
 from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.parts import ListPart, queue_parts, read_part, split, write_parts
+from pixsearch.download.progress import PartProgress
 from pixsearch.download.sink import BucketSink
-from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, parse_url_list
+from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, parse_url_list_stream
 from pixsearch.download.urlmap import read_map, write_map, write_summary_if_complete
 from pixsearch.events import ObjectEvent
 from pixsearch.storage import ObjectNotFound, ObjectStore, client
@@ -49,17 +51,17 @@ class DownloadStage:
 
     def process_list(self, key: str) -> None:
         try:
-            data, info = self.store.get_with_info(key)
+            chunks, info = self.store.stream(key)
         except ObjectNotFound:
             log.warning("URL list %s is gone; nothing to do", key)
             return
         try:
-            rows = parse_url_list(
-                data,
+            rows = parse_url_list_stream(
+                chunks,
                 key,
                 url_column=self.settings.download_url_column,
                 caption_column=self.settings.download_caption_column,
-                max_bytes=self.settings.download_list_max_bytes,
+                max_bytes=DownloadLimits.from_settings(self.settings).list_max_bytes,
             )
         except UrlListError as error:
             log.error("URL list %s cannot be parsed: %s", key, error)
@@ -86,17 +88,23 @@ class DownloadStage:
         kept = self._kept_rows(part)
         pending = [entry for entry in part.entries if entry.line not in kept]
         budget = self.time_left_s() - self.settings.download_deadline_margin_s
-        fetched = Downloader(self.settings, BucketSink(self.store)).run(
-            pending, timeout_s=max(1.0, budget)
-        )
-        by_line = {**kept, **{row.line: row for row in fetched}}
-        rows = [
-            by_line[row.line]
-            if isinstance(row, UrlEntry)
-            else MapRow.failed(row.line, row.raw, DownloadFailure(row.reason, row.message))
-            for row in part.rows
-        ]
-        write_map(self.store, part.list_name, part.part, part.list_etag, rows, started_at)
+        progress = PartProgress(
+            self.store, part, already_done=len(part.rows) - len(pending)
+        ).start()
+        try:
+            fetched = Downloader(self.settings, BucketSink(self.store), on_row=progress.add).run(
+                pending, timeout_s=max(1.0, budget)
+            )
+            by_line = {**kept, **{row.line: row for row in fetched}}
+            rows = [
+                by_line[row.line]
+                if isinstance(row, UrlEntry)
+                else MapRow.failed(row.line, row.raw, DownloadFailure(row.reason, row.message))
+                for row in part.rows
+            ]
+            write_map(self.store, part.list_name, part.part, part.list_etag, rows, started_at)
+        finally:
+            progress.stop()
         log.info(
             "part %d/%d of %s: %d fetched, %d kept from an earlier run",
             part.part + 1,

@@ -8,11 +8,13 @@ map; only a list that cannot be read at all raises :class:`UrlListError`.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from yarl import URL
@@ -82,6 +84,88 @@ def parse_url_list(
     return list(_csv_rows(text, key, "\t" if fmt == "tsv" else ",", url_column, caption_column))
 
 
+def parse_url_list_stream(
+    chunks: Iterable[bytes],
+    key: str,
+    *,
+    url_column: str = "url",
+    caption_column: str = "caption",
+    max_bytes: int = 512 * 1024 * 1024,
+) -> list[Row]:
+    """:func:`parse_url_list` over a stream, never holding more than ``max_bytes`` of it.
+
+    A text list is parsed line by line as it arrives, so only its rows stay in
+    memory; other formats need the whole file and are read up to the cap.
+    """
+    fmt = list_format(key)
+    data = _capped(chunks, key, max_bytes)
+    if fmt == "txt":
+        return list(_text_rows_of_chunks(data))
+    return parse_url_list(
+        b"".join(data),
+        key,
+        url_column=url_column,
+        caption_column=caption_column,
+        max_bytes=max_bytes,
+    )
+
+
+def _capped(chunks: Iterable[bytes], key: str, max_bytes: int) -> Iterator[bytes]:
+    """The (gunzipped) bytes of ``chunks``; :class:`UrlListError` past ``max_bytes``."""
+    chunks = iter(chunks)
+    head = b""
+    while len(head) < len(_GZIP_MAGIC) and (more := next(chunks, None)) is not None:
+        head += more
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if head[:2] == _GZIP_MAGIC else None
+    size = 0
+    for chunk in itertools.chain([head], chunks):
+        try:
+            out = inflater.decompress(chunk, max_bytes - size + 1) if inflater else chunk
+        except zlib.error as error:
+            raise UrlListError(f"{key!r}: gzip data is corrupt ({error})") from None
+        size += len(out)
+        if size > max_bytes or (inflater is not None and inflater.unconsumed_tail):
+            raise UrlListError(
+                f"{key!r}: more than {max_bytes} bytes (PIXSEARCH_DOWNLOAD_LIST_MAX_BYTES, "
+                "or PIXSEARCH_DOWNLOAD_MEMORY_MB for the download function's memory)"
+            )
+        yield out
+
+
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+"""What ``str.splitlines`` ends a line at."""
+
+
+def _text_rows_of_chunks(chunks: Iterable[bytes]) -> Iterator[Row]:
+    """:func:`_text_rows` of a text arriving in chunks, with the same line numbers."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    pending = ""
+    line = 0
+    for chunk in chunks:
+        pieces, pending = _complete_lines(pending + decoder.decode(chunk))
+        for raw in pieces:
+            line += 1
+            yield from _text_row(line, raw)
+    for raw in (pending + decoder.decode(b"", final=True)).splitlines():
+        line += 1
+        yield from _text_row(line, raw)
+
+
+def _complete_lines(text: str) -> tuple[list[str], str]:
+    """The whole lines of ``text``, and the rest: a cut line, or a ``\r`` whose ``\n``
+    may come in the next chunk."""
+    pieces = text.splitlines(keepends=True)
+    if pieces and (pieces[-1][-1] not in _LINE_BREAKS or pieces[-1].endswith("\r")):
+        return pieces[:-1], pieces[-1]
+    return pieces, ""
+
+
+def _text_row(line: int, raw: str) -> Iterator[Row]:
+    stripped = raw.strip()
+    if stripped and not stripped.startswith("#"):
+        yield check_url(line, stripped)
+
+
 def check_url(line: int, raw: str, caption: str | None = None) -> Row:
     """A :class:`UrlEntry` for an absolute http(s) URL, else a :class:`BadRow`."""
     url = raw.strip()
@@ -109,9 +193,7 @@ def _gunzip(data: bytes, key: str, max_bytes: int) -> bytes:
 
 def _text_rows(text: str) -> Iterator[Row]:
     for line, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if stripped and not stripped.startswith("#"):
-            yield check_url(line, stripped)
+        yield from _text_row(line, raw)
 
 
 def _jsonl_rows(text: str, url_column: str, caption_column: str) -> Iterator[Row]:

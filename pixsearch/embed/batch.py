@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixsearch import images, layout
+from pixsearch import images, layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import shard
 from pixsearch.events import ObjectEvent
 from pixsearch.inference import ClipModel
 from pixsearch.storage import ObjectNotFound, ObjectStore
@@ -32,7 +31,7 @@ class Prepared:
     """An image ready for the model, the reason it is not, or neither (image gone)."""
 
     event: ObjectEvent
-    row: shard.ShardRow | None = None
+    row: shards.ShardRow | None = None
     pixels: np.ndarray | None = None
     error: Exception | None = None
 
@@ -57,7 +56,7 @@ def embed_events(
     for event in events:
         carriers.setdefault(event.key, []).append(event.message_id)
     failures: dict[str, BaseException] = {}
-    rows: list[shard.ShardRow] = []
+    rows: list[shards.ShardRow] = []
     chunks: list[np.ndarray] = []
     for ready in _chunks(_prepare_all(wanted, store, model, settings), settings.embed_batch_size):
         for item in ready:
@@ -71,7 +70,7 @@ def embed_events(
     if not rows:
         return EmbedResult(None, 0, failures)
     vectors = np.concatenate(chunks)
-    identifier = shard.write(store, model.tag, rows, vectors)
+    identifier = shards.write(store, model.tag, rows, vectors)
     log.info("embedded %d images into shard %s/%s", len(rows), model.tag, identifier)
     return EmbedResult(identifier, len(rows), failures)
 
@@ -109,9 +108,10 @@ def _prepare(
         pixels = model.preprocess(image)
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
-    row = shard.ShardRow(
+    row = shards.ShardRow(
         key=event.key,
         etag=info.etag,
+        modified=info.last_modified.isoformat() if info.last_modified else "",
         source_url=info.metadata.get(SOURCE_URL_METADATA),
         width=image.width,
         height=image.height,

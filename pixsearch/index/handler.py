@@ -11,14 +11,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings, get_settings
-from pixsearch.embed import shard as shards
 from pixsearch.events import ObjectEvent, process_batch
-from pixsearch.index import update
+from pixsearch.index import retention, update
+from pixsearch.index.compaction import Limits
 from pixsearch.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
+COLLECT_EVERY = 16  # versions between collections of unreferenced index objects
 
 
 def index_events(
@@ -61,20 +63,21 @@ def index_events(
     def image_exists(key: str) -> bool:
         return store.head(key) is not None
 
+    limits = Limits.from_settings(settings)
     for tag, (found, removed, message_ids) in by_tag.items():
         try:
-            update.apply(
-                store,
-                tag,
-                found,
-                removed,
-                flat_max=settings.index_flat_max,
-                compact_segments=settings.index_compact_segments,
-                image_exists=image_exists,
+            published = update.apply(
+                store, tag, found, removed, limits=limits, image_exists=image_exists
             )
         except Exception as error:  # noqa: BLE001 - this tag's records are retried, others not
             log.exception("index update of %s failed", tag)
             failures.update(dict.fromkeys(message_ids, error))
+            continue
+        if published.version % COLLECT_EVERY == 0:
+            try:
+                retention.collect(store, tag, grace_s=limits.grace_s)
+            except Exception:  # noqa: BLE001 - the next collection tries again
+                log.exception("index %s: collecting unreferenced objects failed", tag)
     return failures
 
 

@@ -19,7 +19,7 @@ from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.index.manifest import CorruptIndex, Manifest
-from pixsearch.storage import ObjectNotFound, ObjectStore
+from pixsearch.storage import ObjectStore
 
 __all__ = [
     "CorruptIndex",
@@ -31,8 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-RECOVERY_DEPTH = 10
 
 
 class IndexNotFound(LookupError):
@@ -51,11 +49,9 @@ class Hit:
 class _LiveSegment:
     """A loaded segment with the FAISS search parameters that skip its tombstoned rows."""
 
-    def __init__(self, loaded: segments.Segment, tombstones: frozenset[str]) -> None:
+    def __init__(self, loaded: segments.Segment, tombstone_hashes: np.ndarray) -> None:
         self.segment = loaded
-        dead = np.array(
-            [i for i, key in enumerate(loaded.rows.keys) if key in tombstones], dtype=np.int64
-        )
+        dead = np.flatnonzero(np.isin(loaded.hashes, tombstone_hashes)).astype(np.int64)
         self.live = loaded.entry.count - len(dead)
         # FAISS keeps raw pointers to selectors: hold them as long as the parameters.
         self._dead = faiss.IDSelectorBatch(dead) if len(dead) else None
@@ -85,12 +81,14 @@ class IndexSnapshot:
         self.vector_count = sum(part.live for part in parts)
         self.segment_count = len(parts)
         self.loaded_at = time.time()
+        self.reused_count = 0  # segments taken over from the previous snapshot
+        self._segments = {part.segment.entry.id: part.segment for part in parts}
         self._parts = [part for part in parts if part.live > 0]
 
     def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         """Top ``k`` live hits per query row, best score first, merged over all segments."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dim:
+        if self.segment_count and queries.shape[1] != self.dim:
             raise ValueError(f"queries have dim {queries.shape[1]}, the index has {self.dim}")
         if k <= 0 or not self._parts:
             return [[] for _ in range(len(queries))]
@@ -116,52 +114,49 @@ def manifest_etag(store: ObjectStore, model_tag: str) -> str | None:
     return info.etag if info else None
 
 
-def load_snapshot(store: ObjectStore, model_tag: str) -> IndexSnapshot:
+def load_snapshot(
+    store: ObjectStore, model_tag: str, previous: IndexSnapshot | None = None
+) -> IndexSnapshot:
     """The current index, validated; falls back to the newest valid archived version.
 
-    :class:`IndexNotFound` if nothing was published for ``model_tag``;
+    Segments are immutable: those ``previous`` already holds are taken over (with the
+    new version's tombstones), only new ones are read, and the ones that left go with
+    ``previous``. :class:`IndexNotFound` if nothing was published for ``model_tag``;
     :class:`CorruptIndex` if neither the current version nor a recent one validates.
     """
-    key = layout.manifest_key(model_tag)
-    try:
-        data, info = store.get_with_info(key)
-    except ObjectNotFound:
-        message = f"no index for model {model_tag!r} yet ({key} does not exist)"
-        raise IndexNotFound(message) from None
-    try:
-        current = manifests.parse(data, model_tag)
-        return IndexSnapshot(current, info.etag, _load_parts(store, current))
-    except CorruptIndex as error:
-        log.error("index %s: refusing the current manifest: %s", model_tag, error)
-        refused = error
-    for version in manifests.archived_versions(store, model_tag)[:RECOVERY_DEPTH]:
-        try:
-            previous = manifests.read_version(store, model_tag, version)
-            reason = f"the current index was refused ({refused}); serving archived v{version}"
-            snapshot = IndexSnapshot(previous, info.etag, _load_parts(store, previous), reason)
-        except (CorruptIndex, KeyError) as error:
-            log.error("index %s: archived v%d refused too: %s", model_tag, version, error)
-            continue
-        log.warning("index %s: serving archived v%d", model_tag, version)
-        return snapshot
-    raise refused
-
-
-def _load_parts(store: ObjectStore, manifest: Manifest) -> list[_LiveSegment]:
-    return [
-        _LiveSegment(
-            segments.load(store, manifest.model_tag, entry, manifest.dim), manifest.tombstones
+    held = previous._segments if previous is not None and previous.model_tag == model_tag else {}
+    newest = manifests.read_newest_valid(
+        store, model_tag, lambda manifest: _load_parts(store, manifest, held)
+    )
+    if newest.etag is None:
+        key = layout.manifest_key(model_tag)
+        raise IndexNotFound(f"no index for model {model_tag!r} yet ({key} does not exist)")
+    reason = None
+    if newest.refused is not None:
+        reason = (
+            f"the current index was refused ({newest.refused}); "
+            f"serving archived v{newest.manifest.version}"
         )
-        for entry in manifest.segments
-    ]
+    snapshot = IndexSnapshot(newest.manifest, newest.etag, newest.loaded, reason)
+    snapshot.reused_count = sum(entry.id in held for entry in newest.manifest.segments)
+    return snapshot
+
+
+def _load_parts(
+    store: ObjectStore, manifest: Manifest, held: dict[str, segments.Segment]
+) -> list[_LiveSegment]:
+    tombstone_hashes = segments.key_hashes(manifest.tombstones)
+    parts = []
+    for entry in manifest.segments:
+        loaded = held.get(entry.id)
+        if loaded is None:
+            loaded = segments.load(store, manifest.model_tag, entry, manifest.dim)
+        else:  # the same immutable objects; only the entry's dead count may differ
+            loaded = segments.Segment(entry, loaded.index, loaded.rows, loaded.hashes)
+        parts.append(_LiveSegment(loaded, tombstone_hashes))
+    return parts
 
 
 def _hit(part: _LiveSegment, position: int, score: float) -> Hit:
-    rows = part.segment.rows
-    return Hit(
-        key=rows.keys[position],
-        score=score,
-        source_url=rows.source_urls[position],
-        width=rows.widths[position],
-        height=rows.heights[position],
-    )
+    key, source_url, width, height = part.segment.rows.row(position)
+    return Hit(key=key, score=score, source_url=source_url, width=width, height=height)

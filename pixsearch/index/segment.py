@@ -1,17 +1,20 @@
-"""Immutable index segments: a serialized FAISS index plus a row table, both checksummed.
+"""Immutable index segments: a serialized FAISS index, its row table and its key hashes.
 
-The index type follows the size: exact ``Flat`` up to ``index_flat_max``
-vectors, ``IVF{nlist},SQfp16`` above, with ``nprobe`` raised until recall@10
-against exact search reaches :data:`RECALL_TARGET` on a sample; the chosen
-parameters go into the manifest so every reader searches the same way.
+Small segments are exact ``Flat`` indexes. Above ``index_flat_max`` rows a segment is
+``IVF{nlist},SQ8`` built from the index's one shared, trained template (see
+:mod:`pixsearch.index.quantizer`), so two IVF segments merge by moving inverted lists
+(``merge_from``) rather than by reconstructing vectors and training again. Each
+segment is three objects, all checksummed in the manifest: the FAISS index, the row
+table (key, source URL, size, in FAISS id order) and the rows' key hashes (8 bytes a
+row), which is all the index stage needs to dedup and count tombstones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import math
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -19,11 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pixsearch import layout
-from pixsearch.index.manifest import CorruptIndex, SegmentEntry
+from pixsearch.index.manifest import CorruptIndex, QuantizerEntry, SegmentEntry
 from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
 
-RECALL_TARGET = 0.97  # measured on a sample; the promise is >= 0.95
-CALIBRATION_QUERIES = 200
 ROW_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
@@ -34,75 +35,176 @@ ROW_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
 class Rows:
-    """Who each FAISS row is, in row order."""
+    """Who each FAISS row is, in id order: an Arrow table, so millions of rows stay compact."""
 
-    keys: list[str]
-    source_urls: list[str | None]
-    widths: list[int]
-    heights: list[int]
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    @classmethod
+    def of(
+        cls,
+        keys: list[str],
+        source_urls: list[str | None],
+        widths: list[int],
+        heights: list[int],
+    ) -> Rows:
+        columns = {"key": keys, "source_url": source_urls, "width": widths, "height": heights}
+        return cls(pa.Table.from_pydict(columns, schema=ROW_SCHEMA))
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self.table.num_rows
 
-    def take(self, positions: list[int]) -> Rows:
-        return Rows(
-            [self.keys[i] for i in positions],
-            [self.source_urls[i] for i in positions],
-            [self.widths[i] for i in positions],
-            [self.heights[i] for i in positions],
-        )
+    @property
+    def keys(self) -> list[str]:
+        return self.table.column("key").to_pylist()
+
+    def row(self, position: int) -> tuple[str, str | None, int, int]:
+        """(key, source URL, width, height) of one row."""
+        return tuple(self.table.column(name)[position].as_py() for name in ROW_SCHEMA.names)
+
+    def take(self, positions: np.ndarray | list[int]) -> Rows:
+        return Rows(self.table.take(pa.array(np.asarray(positions, dtype=np.int64))))
 
     @staticmethod
     def concat(parts: list[Rows]) -> Rows:
-        return Rows(
-            [key for part in parts for key in part.keys],
-            [url for part in parts for url in part.source_urls],
-            [width for part in parts for width in part.widths],
-            [height for part in parts for height in part.heights],
-        )
+        if not parts:
+            return Rows(ROW_SCHEMA.empty_table())
+        return Rows(pa.concat_tables([part.table for part in parts]).combine_chunks())
+
+
+def key_hashes(keys: Iterable[str]) -> np.ndarray:
+    """64-bit digests of image keys, for set operations on millions of keys in numpy.
+
+    Two different keys share a digest with probability ~n^2/2^65 (about 3e-6 at ten
+    million keys); such a pair would make the second image look indexed already.
+    """
+    digests = (hashlib.blake2b(key.encode(), digest_size=8).digest() for key in keys)
+    return np.fromiter((int.from_bytes(d, "little") for d in digests), dtype=np.uint64)
 
 
 @dataclass
 class Segment:
-    """A segment in memory: its manifest entry, FAISS index and rows."""
+    """A segment in memory: its manifest entry, FAISS index, rows and key hashes."""
 
     entry: SegmentEntry
     index: faiss.Index
     rows: Rows
-
-    def vectors(self) -> np.ndarray:
-        """All stored vectors, in row order (for compaction)."""
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            ivf.make_direct_map()
-        return self.index.reconstruct_n(0, self.index.ntotal)
+    hashes: np.ndarray
 
 
-def build(vectors: np.ndarray, rows: Rows, flat_max: int) -> tuple[Segment, bytes, bytes]:
-    """A segment over ``vectors`` (unit rows, inner product), plus its two serialized objects."""
+@dataclass(frozen=True)
+class Built:
+    """A new segment and its three serialized objects, ready to :func:`save`."""
+
+    segment: Segment
+    index_bytes: bytes
+    rows_bytes: bytes
+    keys_bytes: bytes
+
+    @property
+    def entry(self) -> SegmentEntry:
+        return self.segment.entry
+
+
+def build_flat(vectors: np.ndarray, rows: Rows) -> Built:
+    """An exact segment over ``vectors`` (unit rows, inner product)."""
     if len(vectors) != len(rows) or len(rows) == 0:
         raise ValueError(f"a segment needs rows: {len(rows)} rows, {len(vectors)} vectors")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    if len(vectors) <= flat_max:
-        kind, factory, params = "flat", "Flat", {}
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        index.add(vectors)
-    else:
-        kind = "ivf"
-        # sqrt(n) lists keeps training and adding affordable on a few cores; at least 39
-        # training points per list (FAISS's advice). fp16 codes halve the memory at no
-        # measurable cost in recall for unit vectors.
-        nlist = int(max(1, min(65536, math.sqrt(len(vectors)), len(vectors) // 39)))
-        factory = f"IVF{nlist},SQfp16"
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        index.train(_training_sample(vectors, nlist))
-        index.add(vectors)
-        params = {"nprobe": _calibrate_nprobe(index, vectors)}
+    index = faiss.index_factory(vectors.shape[1], "Flat", faiss.METRIC_INNER_PRODUCT)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return _finish(index, rows, "flat", "Flat", None)
+
+
+def merge(
+    parts: list[tuple[Segment, np.ndarray]],
+    *,
+    flat_max: int,
+    template: tuple[QuantizerEntry, faiss.Index] | None,
+) -> Built | None:
+    """One segment of the rows ``parts`` keep (each: a segment and the positions it keeps).
+
+    Flat while the result fits ``flat_max`` and no part is IVF; otherwise IVF from
+    ``template``: flat parts add their vectors, IVF parts hand over their inverted lists
+    (dropped rows removed, ids renumbered) without being decoded. None if nothing is kept.
+    """
+    kept = sum(len(keep) for _, keep in parts)
+    if kept == 0:
+        return None
+    rows = Rows.concat([segment.rows.take(keep) for segment, keep in parts])
+    hashes = np.concatenate([segment.hashes[keep] for segment, keep in parts])
+    if kept <= flat_max and all(segment.entry.kind == "flat" for segment, _ in parts):
+        dim = parts[0][0].index.d
+        index = faiss.index_factory(dim, "Flat", faiss.METRIC_INNER_PRODUCT)
+        for segment, keep in parts:
+            index.add(_flat_vectors(segment.index)[keep])
+        return _finish(index, rows, "flat", "Flat", None, hashes)
+    if template is None:
+        raise ValueError("an IVF segment needs the index's trained template")
+    quantizer, empty = template
+    index = faiss.clone_index(empty)
+    for segment, keep in parts:
+        if segment.entry.kind == "flat":
+            index.add(_flat_vectors(segment.index)[keep])
+        else:
+            _move_lists(segment, keep, index)
+    return _finish(index, rows, "ivf", quantizer.factory, quantizer, hashes)
+
+
+def build_ivf(
+    vectors: np.ndarray, rows: Rows, template: tuple[QuantizerEntry, faiss.Index]
+) -> Built:
+    """An IVF segment over ``vectors`` from the index's template (rebuild)."""
+    quantizer, empty = template
+    index = faiss.clone_index(empty)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return _finish(index, rows, "ivf", quantizer.factory, quantizer)
+
+
+def flat_vectors(segments: Iterable[tuple[Segment, np.ndarray]]) -> np.ndarray:
+    """The kept vectors of flat segments (to train a template on)."""
+    found = [
+        _flat_vectors(segment.index)[keep]
+        for segment, keep in segments
+        if segment.entry.kind == "flat"
+    ]
+    return np.concatenate(found) if found else np.empty((0, 0), dtype=np.float32)
+
+
+def _flat_vectors(index: faiss.Index) -> np.ndarray:
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def _move_lists(segment: Segment, keep: np.ndarray, into: faiss.Index) -> None:
+    """Append ``segment``'s kept rows to ``into`` by moving inverted lists (same template)."""
+    source = faiss.extract_index_ivf(segment.index)
+    count = segment.entry.count
+    if len(keep) < count:
+        dead = np.setdiff1d(np.arange(count, dtype=np.int64), keep)
+        source.remove_ids(faiss.IDSelectorBatch(dead))
+        renumber = np.full(count, -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep), dtype=np.int64)
+        lists = source.invlists
+        for number in range(source.nlist):
+            size = lists.list_size(number)
+            if size:
+                ids = renumber[faiss.rev_swig_ptr(lists.get_ids(number), size)]
+                lists.update_entries(number, 0, size, faiss.swig_ptr(ids), lists.get_codes(number))
+    faiss.extract_index_ivf(into).merge_from(source, into.ntotal)
+
+
+def _finish(
+    index: faiss.Index,
+    rows: Rows,
+    kind: str,
+    factory: str,
+    quantizer: QuantizerEntry | None,
+    hashes: np.ndarray | None = None,
+) -> Built:
     index_bytes = faiss.serialize_index(index).tobytes()
     rows_bytes = _rows_to_parquet(rows)
+    hashes = key_hashes(rows.keys) if hashes is None else hashes
+    keys_bytes = _array_bytes(hashes)
     digest = hashlib.sha256(index_bytes + rows_bytes).hexdigest()[:32]
     entry = SegmentEntry(
         id=digest,
@@ -111,43 +213,57 @@ def build(vectors: np.ndarray, rows: Rows, flat_max: int) -> tuple[Segment, byte
         factory=factory,
         index_sha256=hashlib.sha256(index_bytes).hexdigest(),
         rows_sha256=hashlib.sha256(rows_bytes).hexdigest(),
-        params=params,
+        keys_sha256=hashlib.sha256(keys_bytes).hexdigest(),
+        quantizer=quantizer.id if quantizer else "",
+        params={"nprobe": quantizer.nprobe} if quantizer else {},
+        bytes=len(index_bytes),
     )
-    return Segment(entry, index, rows), index_bytes, rows_bytes
+    return Built(Segment(entry, index, rows, hashes), index_bytes, rows_bytes, keys_bytes)
 
 
-def save(
-    store: ObjectStore, model_tag: str, entry: SegmentEntry, index: bytes, rows: bytes
-) -> None:
-    """Write rows then index, each only if absent.
+def save(store: ObjectStore, model_tag: str, built: Built) -> SegmentEntry:
+    """Write keys, rows, then index, each only if absent; the entry with the index's ETag.
 
     Names are content digests, so an existing object is normally this very content;
     one whose bytes do not match its name is damaged and gets replaced.
     """
+    entry = built.entry
     for key, data in (
-        (layout.segment_rows_key(model_tag, entry.id), rows),
-        (layout.segment_key(model_tag, entry.id), index),
+        (layout.segment_keys_key(model_tag, entry.id), built.keys_bytes),
+        (layout.segment_rows_key(model_tag, entry.id), built.rows_bytes),
     ):
-        try:
-            store.put_if_absent(key, data, content_type="application/octet-stream")
-        except ConflictError:
-            if hashlib.sha256(store.get(key)).digest() != hashlib.sha256(data).digest():
-                store.put(key, data, content_type="application/octet-stream")
+        put_immutable(store, key, data)
+    etag = put_immutable(store, layout.segment_key(model_tag, entry.id), built.index_bytes)
+    return replace(entry, index_etag=etag)
+
+
+def put_immutable(store: ObjectStore, key: str, data: bytes) -> str:
+    """Create a content-named object (or repair a damaged one); its ETag."""
+    try:
+        return store.put_if_absent(key, data, content_type="application/octet-stream")
+    except ConflictError:
+        existing, info = store.get_with_info(key)
+        if hashlib.sha256(existing).digest() != hashlib.sha256(data).digest():
+            return store.put(key, data, content_type="application/octet-stream")
+        return info.etag
+
+
+def check_unchanged(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> None:
+    """One HEAD: :class:`CorruptIndex` if the index object is gone or was replaced since it
+    was saved (the index stage reads only key hashes, so it cannot checksum the rest)."""
+    info = store.head(layout.segment_key(model_tag, entry.id))
+    if info is None or (entry.index_etag and info.etag != entry.index_etag):
+        raise CorruptIndex(f"segment {entry.id}: index object missing or replaced")
 
 
 def load(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> Segment:
     """Read a segment and check it against its manifest entry; :class:`CorruptIndex` if off."""
-    try:
-        index_bytes = store.get(layout.segment_key(model_tag, entry.id))
-        rows_bytes = store.get(layout.segment_rows_key(model_tag, entry.id))
-    except ObjectNotFound as error:
-        raise CorruptIndex(f"segment {entry.id}: {error}") from None
-    if hashlib.sha256(index_bytes).hexdigest() != entry.index_sha256:
-        raise CorruptIndex(f"segment {entry.id}: index checksum mismatch")
-    if hashlib.sha256(rows_bytes).hexdigest() != entry.rows_sha256:
-        raise CorruptIndex(f"segment {entry.id}: row table checksum mismatch")
+    index_bytes = get_checked(store, layout.segment_key(model_tag, entry.id), entry.index_sha256)
+    rows_bytes = get_checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
+    hashes = load_hashes(store, model_tag, entry)
     try:
         index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
+        del index_bytes
         rows = _rows_from_parquet(rows_bytes)
     except (RuntimeError, ValueError, pa.ArrowException) as error:
         raise CorruptIndex(f"segment {entry.id}: unreadable ({error})") from None
@@ -156,7 +272,28 @@ def load(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> S
             f"segment {entry.id}: dim {index.d}, {index.ntotal} vectors, {len(rows)} rows; "
             f"manifest says dim {dim}, {entry.count} rows"
         )
-    return Segment(entry, index, rows)
+    return Segment(entry, index, rows, hashes)
+
+
+def load_rows(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> Rows:
+    """A segment's row table alone, checksum verified."""
+    data = get_checked(store, layout.segment_rows_key(model_tag, entry.id), entry.rows_sha256)
+    try:
+        return _rows_from_parquet(data)
+    except (ValueError, pa.ArrowException) as error:
+        raise CorruptIndex(f"segment {entry.id}: row table unreadable ({error})") from None
+
+
+def load_hashes(store: ObjectStore, model_tag: str, entry: SegmentEntry) -> np.ndarray:
+    """The key hashes of a segment's rows, in row order (one small object)."""
+    data = get_checked(store, layout.segment_keys_key(model_tag, entry.id), entry.keys_sha256)
+    try:
+        hashes = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:
+        raise CorruptIndex(f"segment {entry.id}: key hashes unreadable ({error})") from None
+    if hashes.dtype != np.uint64 or hashes.shape != (entry.count,):
+        raise CorruptIndex(f"segment {entry.id}: {hashes.shape} key hashes, {entry.count} rows")
+    return hashes
 
 
 def search_parameters(
@@ -167,60 +304,26 @@ def search_parameters(
     return faiss.SearchParameters(sel=selector)
 
 
-def _training_sample(vectors: np.ndarray, nlist: int) -> np.ndarray:
-    size = min(len(vectors), 64 * nlist)
-    rng = np.random.default_rng(0)
-    return vectors[np.sort(rng.choice(len(vectors), size=size, replace=False))]
+def get_checked(store: ObjectStore, key: str, sha256: str) -> bytes:
+    """An immutable object's bytes; :class:`CorruptIndex` if missing or not ``sha256``."""
+    try:
+        data = store.get(key)
+    except ObjectNotFound as error:
+        raise CorruptIndex(f"{key}: {error}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise CorruptIndex(f"{key}: checksum mismatch")
+    return data
 
 
-def _calibrate_nprobe(index: faiss.Index, vectors: np.ndarray) -> int:
-    """The smallest power-of-two nprobe whose recall@10 meets the target for each kind of
-    probe query."""
-    queries = calibration_queries(vectors, CALIBRATION_QUERIES)
-    k = min(10, len(vectors))
-    _, exact = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    ivf = faiss.extract_index_ivf(index)
-    nprobe = 1
-    while True:
-        _, found = index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
-        kinds = zip(np.array_split(found, 2), np.array_split(exact, 2), strict=True)
-        if min(recall_at_k(f, e) for f, e in kinds) >= RECALL_TARGET or nprobe >= ivf.nlist:
-            return nprobe
-        nprobe = min(nprobe * 2, ivf.nlist)
-
-
-def calibration_queries(vectors: np.ndarray, count: int) -> np.ndarray:
-    """Probe queries like the ones search sees: stored vectors moved by noise as large as
-    the typical distance between neighbours (image-to-image queries), and midpoints of
-    two stored vectors (queries that sit between groups of images)."""
-    rng = np.random.default_rng(1)
-    half = max(1, count // 2)
-    dim = vectors.shape[1]
-    picks = rng.choice(len(vectors), size=(3, half))
-    noisy = vectors[picks[0]] + rng.normal(scale=0.5 / np.sqrt(dim), size=(half, dim))
-    between = vectors[picks[1]] + vectors[picks[2]]
-    queries = np.concatenate([noisy, between]).astype(np.float32)
-    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
-
-
-def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
-    """Mean fraction of each exact top-k that the approximate top-k found."""
-    hits = sum(len(set(f.tolist()) & set(e.tolist())) for f, e in zip(found, exact, strict=True))
-    return hits / exact.size
+def _array_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _rows_to_parquet(rows: Rows) -> bytes:
-    table = pa.Table.from_pydict(
-        {
-            "key": rows.keys,
-            "source_url": rows.source_urls,
-            "width": rows.widths,
-            "height": rows.heights,
-        },
-        schema=ROW_SCHEMA,
-    )
     buffer = io.BytesIO()
-    pq.write_table(table, buffer)
+    pq.write_table(rows.table, buffer)
     return buffer.getvalue()
 
 
@@ -228,5 +331,4 @@ def _rows_from_parquet(data: bytes) -> Rows:
     table = pq.read_table(io.BytesIO(data))
     if table.schema.names != ROW_SCHEMA.names:
         raise ValueError(f"row table columns {table.schema.names}, expected {ROW_SCHEMA.names}")
-    columns = table.to_pydict()
-    return Rows(columns["key"], columns["source_url"], columns["width"], columns["height"])
+    return Rows(table.combine_chunks())

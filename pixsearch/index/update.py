@@ -1,16 +1,18 @@
 """Folding new shards and image removals into the index: one optimistic transaction.
 
-Each attempt reads the manifest, builds a segment from the shards it does not
-list yet (skipping keys already live, so a redelivered image is never a second
-vector), adds tombstones, compacts when there are too many segments, and
-publishes with ``IfMatch``. On a conflict it starts again from the manifest
-that won, so concurrent runs neither count a shard twice nor drop one.
+Each attempt reads the newest valid manifest, builds a flat segment from the shards
+it has not folded in yet (skipping keys already present, so a redelivered image is
+never a second vector), adds tombstones, runs tiered compaction while the run's time
+and memory allow, drops tombstones no segment holds any more (after the grace
+period), and publishes with ``IfMatch``. On a conflict it starts again from the
+manifest that won, so concurrent runs neither count a shard twice nor drop one.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -18,25 +20,58 @@ from dataclasses import replace
 import numpy as np
 
 from pixsearch import layout
-from pixsearch.embed import shard as shards
-from pixsearch.embed.shard import Shard
+from pixsearch import shards as shard_files
+from pixsearch.index import compaction, folded
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
-from pixsearch.index.manifest import CorruptIndex, Manifest, SegmentEntry
+from pixsearch.index.compaction import Limits
+from pixsearch.index.manifest import Manifest, SegmentEntry
+from pixsearch.shards import Shard
 from pixsearch.storage import ConflictError, ObjectStore
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
-RECOVERY_DEPTH = 10
-
-_segment_keys: dict[tuple[str, str, str], frozenset[str]] = {}
-"""Keys of each (immutable) segment, kept across warm invocations. Filled only by
-loading the segment back (checksums verified), never from what this process built."""
+MERGE_TIME_SHARE = 0.5  # no merge starts once this share of the run's time is spent
 
 
 class IndexMismatch(ValueError):
     """A shard that cannot join this index (another dimension)."""
+
+
+class SegmentKeys:
+    """The key hashes of each (immutable) segment, kept across warm invocations.
+
+    Filled only by reading them back (checksum verified), never from what this process
+    built. Safe for concurrent index runs in one process: a run that finds an entry
+    evicted by another run's :meth:`retain` reads it again.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[tuple[str, str, str], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: ObjectStore, model_tag: str, entry: SegmentEntry) -> np.ndarray:
+        cache_key = (store.bucket, model_tag, entry.id)
+        with self._lock:
+            hashes = self._hashes.get(cache_key)
+        if hashes is None:
+            segments.check_unchanged(store, model_tag, entry)
+            hashes = np.sort(segments.load_hashes(store, model_tag, entry))
+            with self._lock:
+                self._hashes[cache_key] = hashes
+        return hashes
+
+    def retain(self, store: ObjectStore, manifest: Manifest) -> None:
+        """Forget the segments of this index that ``manifest`` no longer lists."""
+        index = (store.bucket, manifest.model_tag)
+        live = {entry.id for entry in manifest.segments}
+        with self._lock:
+            for cache_key in [k for k in self._hashes if k[:2] == index and k[2] not in live]:
+                del self._hashes[cache_key]
+
+
+segment_keys = SegmentKeys()
 
 
 def apply(
@@ -45,11 +80,12 @@ def apply(
     shards: Iterable[Shard],
     removed_keys: Iterable[str],
     *,
-    flat_max: int,
-    compact_segments: int,
+    limits: Limits,
     image_exists: Callable[[str], bool],
+    clock: Callable[[], float] = time.time,
 ) -> Manifest:
     """Publish a manifest that includes ``shards`` and tombstones ``removed_keys``."""
+    started = time.monotonic()
     new = {shard.shard_id: shard for shard in shards}
     removals = {key for key in removed_keys if not image_exists(key)}
     exists_now: dict[str, bool] = {}
@@ -59,54 +95,77 @@ def apply(
             exists_now[key] = image_exists(key)
         return exists_now[key]
 
+    def may_merge() -> bool:
+        return time.monotonic() - started < limits.time_s * MERGE_TIME_SHARE
+
     for attempt in range(MAX_ATTEMPTS):
-        current, etag, version, healing = _read_or_recover(store, model_tag)
+        now = clock()
+        newest = read_base(store, model_tag)
+        current, present = newest.manifest, newest.loaded
+        healing = newest.refused is not None
         if healing:
             new.update(_unlisted_shards(store, model_tag, current, new))
-        pending = [
-            shard for shard_id, shard in sorted(new.items()) if shard_id not in current.shards
-        ]
+            removals |= _gone(store, model_tag, current, new.values())
+        done = folded.folded_ids(store, current)
+        pending = [shard for shard_id, shard in sorted(new.items()) if shard_id not in done]
+        dim = current.dim or (pending[0].dim if pending else 0)
         for shard in pending:
-            if current.dim and shard.dim != current.dim:
+            if shard.dim != dim:
                 raise IndexMismatch(
-                    f"shard {shard.shard_id} has dim {shard.dim}, the index has {current.dim}"
+                    f"shard {shard.shard_id} has dim {shard.dim}, the index has {dim}"
                 )
-        tombstones = set(current.tombstones | removals)
-        if not pending and tombstones == current.tombstones and not healing:
-            return current
-        live = _live_keys(store, model_tag, current)
-        fresh = _fresh_rows(pending, live, tombstones, still_exists)
+        tombstones = dict(current.tombstones)
+        for key in removals:
+            tombstones.setdefault(key, now)
+        fresh = _fresh_rows(pending, present, tombstones, still_exists)
+        tombstone_hashes = segments.key_hashes(tombstones)
         entries = [
-            _with_dead(store.bucket, model_tag, entry, tombstones) for entry in current.segments
+            replace(entry, dead=int(np.isin(hashes, tombstone_hashes).sum()))
+            for entry, hashes in zip(current.segments, present, strict=True)
         ]
+        hashes_of = {entry.id: hashes for entry, hashes in zip(entries, present, strict=True)}
         if fresh is not None:
-            built, index_bytes, rows_bytes = segments.build(*fresh, flat_max)
-            segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
-            entries.append(built.entry)
-        if len(entries) > compact_segments:
-            entries = compact(
+            built = segments.build_flat(*fresh)
+            entries.append(segments.save(store, model_tag, built))
+            hashes_of[built.entry.id] = np.sort(built.segment.hashes)
+        quantizer = current.quantizer
+        while may_merge() and (group := compaction.plan(entries, limits)) is not None:
+            merged, quantizer = compaction.merge(
                 store,
                 model_tag,
-                entries,
-                dim=current.dim or pending[0].dim,
-                flat_max=flat_max,
-                tombstones=tombstones,
+                group,
+                dim=dim,
+                tombstone_hashes=tombstone_hashes,
+                quantizer=quantizer,
+                limits=limits,
             )
+            entries = [entry for entry in entries if entry not in group]
+            if merged is not None:
+                entries.append(merged)
+                hashes_of[merged.id] = np.sort(segments.load_hashes(store, model_tag, merged))
+        tombstones = _unexpired(tombstones, [hashes_of[e.id] for e in entries], now, limits)
+        inline, shard_set = folded.with_shards(
+            store, current, {shard.shard_id for shard in pending}
+        )
         candidate = replace(
             current,
-            version=version + 1,
-            dim=current.dim or (pending[0].dim if pending else 0),
+            version=newest.last_version + 1,
+            dim=dim,
             segments=tuple(entries),
-            shards=current.shards | {shard.shard_id for shard in pending},
-            tombstones=frozenset(tombstones),
+            shards=inline,
+            shard_set=shard_set,
+            tombstones=tombstones,
+            quantizer=quantizer,
         )
+        if _same_content(candidate, current) and not healing:
+            return current
         try:
-            manifests.publish(store, candidate, etag)
+            manifests.publish(store, candidate, newest.etag)
         except ConflictError:
             log.info("manifest %s changed under us (attempt %d); merging again", model_tag, attempt)
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
             continue
-        _forget_other_segments(store, candidate)
+        segment_keys.retain(store, candidate)
         log.info(
             "published %s v%d: %d vectors in %d segments (+%d shards, %d tombstones)",
             model_tag,
@@ -120,143 +179,111 @@ def apply(
     raise RuntimeError(f"could not publish the {model_tag} manifest after {MAX_ATTEMPTS} attempts")
 
 
-def compact(
-    store: ObjectStore,
-    model_tag: str,
-    entries: list[SegmentEntry],
-    *,
-    dim: int,
-    flat_max: int,
-    tombstones: set[str],
-) -> list[SegmentEntry]:
-    """Merge ``entries`` into one segment without tombstoned rows (none if nothing is live)."""
-    parts_vectors: list[np.ndarray] = []
-    parts_rows: list[segments.Rows] = []
-    for entry in entries:
-        loaded = segments.load(store, model_tag, entry, dim)
-        keep = [i for i, key in enumerate(loaded.rows.keys) if key not in tombstones]
-        parts_vectors.append(loaded.vectors()[keep])
-        parts_rows.append(loaded.rows.take(keep))
-    rows = segments.Rows.concat(parts_rows)
-    if not len(rows):
-        return []
-    built, index_bytes, rows_bytes = segments.build(np.concatenate(parts_vectors), rows, flat_max)
-    segments.save(store, model_tag, built.entry, index_bytes, rows_bytes)
-    log.info("compacted %d segments of %s into %s", len(entries), model_tag, built.entry.id)
-    return [built.entry]
+def read_base(store: ObjectStore, model_tag: str) -> manifests.Newest[list[np.ndarray]]:
+    """The newest valid manifest to build on, with the sorted key hashes of its segments."""
+    return manifests.read_newest_valid(
+        store,
+        model_tag,
+        lambda manifest: [segment_keys.get(store, model_tag, e) for e in manifest.segments],
+    )
 
 
-def _with_dead(
-    bucket: str, model_tag: str, entry: SegmentEntry, tombstones: set[str]
-) -> SegmentEntry:
-    return replace(entry, dead=len(_segment_keys[(bucket, model_tag, entry.id)] & tombstones))
+def _same_content(candidate: Manifest, current: Manifest) -> bool:
+    return replace(candidate, version=current.version) == current
+
+
+def _unexpired(
+    tombstones: dict[str, float], segment_hashes: list[np.ndarray], now: float, limits: Limits
+) -> dict[str, float]:
+    """Tombstones still needed: a segment holds the key, or the grace period is not over
+    (a shard written before the removal may still be on its way)."""
+    old = [key for key, at in tombstones.items() if now - at >= limits.grace_s]
+    if not old:
+        return tombstones
+    hashes = segments.key_hashes(old)
+    held = np.zeros(len(old), dtype=bool)
+    for present in segment_hashes:
+        held |= _contains(present, hashes)
+    drop = {key for key, keep in zip(old, held, strict=True) if not keep}
+    return {key: at for key, at in tombstones.items() if key not in drop}
+
+
+def _contains(sorted_hashes: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    if not len(sorted_hashes):
+        return np.zeros(len(hashes), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_hashes, hashes), len(sorted_hashes) - 1)
+    return sorted_hashes[at] == hashes
 
 
 def _fresh_rows(
     pending: list[Shard],
-    live: _Present,
-    tombstones: set[str],
+    present: list[np.ndarray],
+    tombstones: dict[str, float],
     still_exists: Callable[[str], bool],
 ) -> tuple[np.ndarray, segments.Rows] | None:
-    """The rows of ``pending`` shards that are neither live already nor deleted."""
+    """The rows of ``pending`` shards that are neither present already nor deleted.
+
+    A tombstoned key whose image exists again (re-uploaded since its removal) is live
+    again: its tombstone goes.
+    """
+    rows = [(shard, position, row) for shard in pending for position, row in enumerate(shard.rows)]
+    if not rows:
+        return None
+    hashes = segments.key_hashes(row.key for _, _, row in rows)
+    indexed = np.zeros(len(rows), dtype=bool)
+    for sorted_hashes in present:
+        indexed |= _contains(sorted_hashes, hashes)
     vectors: list[np.ndarray] = []
     keys: list[str] = []
     urls: list[str | None] = []
     widths: list[int] = []
     heights: list[int] = []
     taken: set[str] = set()
-    for shard in pending:
-        for position, row in enumerate(shard.rows):
-            if row.key in taken:
+    for (shard, position, row), is_indexed in zip(rows, indexed, strict=True):
+        if row.key in taken:
+            continue
+        if row.key in tombstones:
+            if not still_exists(row.key):
                 continue
-            if row.key in tombstones:
-                if not still_exists(row.key):
-                    continue
-                tombstones.discard(row.key)  # re-uploaded since its removal: live again
-            if row.key in live:
-                continue
-            taken.add(row.key)
-            vectors.append(shard.vectors[position])
-            keys.append(row.key)
-            urls.append(row.source_url)
-            widths.append(row.width)
-            heights.append(row.height)
+            del tombstones[row.key]  # re-uploaded since its removal: live again
+        if is_indexed:
+            continue
+        taken.add(row.key)
+        vectors.append(shard.vectors[position])
+        keys.append(row.key)
+        urls.append(row.source_url)
+        widths.append(row.width)
+        heights.append(row.height)
     if not keys:
         return None
-    return np.stack(vectors), segments.Rows(keys, urls, widths, heights)
+    return np.stack(vectors), segments.Rows.of(keys, urls, widths, heights)
 
 
 def _unlisted_shards(
     store: ObjectStore, model_tag: str, base: Manifest, known: dict[str, Shard]
 ) -> dict[str, Shard]:
     """Shards in the bucket that ``base`` does not list: a damaged newer version may have."""
-    prefix = layout.embeddings_prefix(model_tag)
+    done = folded.folded_ids(store, base)
     found = {}
-    for info in store.list(prefix):
+    for info in store.list(layout.embeddings_prefix(model_tag)):
         if not info.key.endswith(layout.SHARD_SUFFIX):
             continue
         shard_id = layout.parse_shard_key(info.key)[1]
-        if shard_id not in base.shards and shard_id not in known:
-            found[shard_id] = shards.read(store, model_tag, shard_id)
+        if shard_id not in done and shard_id not in known:
+            found[shard_id] = shard_files.read(store, model_tag, shard_id)
     return found
 
 
-class _Present:
-    """Keys in the current segments, dead or not (a dead row revives if un-tombstoned).
+def _gone(
+    store: ObjectStore, model_tag: str, base: Manifest, recovered: Iterable[Shard]
+) -> set[str]:
+    """Indexed or recovered keys whose image is no longer in the bucket.
 
-    Asks each segment's cached key set in turn rather than merging them, so a run
-    costs the same whatever the size of the index.
+    Only when healing from an archived version: removals published after it were lost
+    with the damaged manifest. One listing of ``images/`` finds them all.
     """
-
-    def __init__(self, key_sets: list[frozenset[str]]) -> None:
-        self.key_sets = key_sets
-
-    def __contains__(self, key: object) -> bool:
-        return any(key in keys for keys in self.key_sets)
-
-
-def _live_keys(store: ObjectStore, model_tag: str, current: Manifest) -> _Present:
-    return _Present([_keys_of(store, model_tag, entry, current.dim) for entry in current.segments])
-
-
-def _keys_of(store: ObjectStore, model_tag: str, entry: SegmentEntry, dim: int) -> frozenset[str]:
-    cache_key = (store.bucket, model_tag, entry.id)
-    if cache_key not in _segment_keys:
-        _segment_keys[cache_key] = frozenset(segments.load(store, model_tag, entry, dim).rows.keys)
-    return _segment_keys[cache_key]
-
-
-def _forget_other_segments(store: ObjectStore, current: Manifest) -> None:
-    index = (store.bucket, current.model_tag)
-    live = {entry.id for entry in current.segments}
-    for cache_key in [k for k in _segment_keys if k[:2] == index and k[2] not in live]:
-        del _segment_keys[cache_key]
-
-
-def _read_or_recover(store: ObjectStore, model_tag: str) -> tuple[Manifest, str | None, int, bool]:
-    """The manifest to build on, the ETag to replace, the version to publish after, and
-    whether the current manifest is damaged (then the newest archived version that
-    validates is the base, the shards it lacks are added back, and publishing heals
-    the index).
-    """
-    try:
-        current, etag = manifests.read(store, model_tag)
-        for entry in current.segments:
-            _keys_of(store, model_tag, entry, current.dim)
-        return current, etag, current.version, False
-    except CorruptIndex as error:
-        log.error("index %s: current manifest refused (%s); recovering", model_tag, error)
-        info = store.head(layout.manifest_key(model_tag))
-        etag = info.etag if info else None
-    versions = manifests.archived_versions(store, model_tag)
-    newest = versions[0] if versions else 0
-    for version in versions[:RECOVERY_DEPTH]:
-        try:
-            base = manifests.read_version(store, model_tag, version)
-            for entry in base.segments:
-                _keys_of(store, model_tag, entry, base.dim)
-        except (CorruptIndex, KeyError) as error:
-            log.error("index %s: archived v%d refused too (%s)", model_tag, version, error)
-            continue
-        return base, etag, newest, True
-    raise CorruptIndex(f"index {model_tag}: no valid manifest among the last {RECOVERY_DEPTH}")
+    listed = {info.key for info in store.list(layout.IMAGES)}
+    gone = {row.key for shard in recovered for row in shard.rows if row.key not in listed}
+    for entry in base.segments:
+        gone |= set(segments.load_rows(store, model_tag, entry).keys) - listed
+    return gone

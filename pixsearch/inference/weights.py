@@ -8,9 +8,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from pixsearch.inference.model import ModelUnavailable
+from pixsearch.layout import names_a_file
 from pixsearch.storage import ObjectStore
-
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 def unavailable(model: str, pretrained: str, reason: str) -> ModelUnavailable:
@@ -20,10 +19,6 @@ def unavailable(model: str, pretrained: str, reason: str) -> ModelUnavailable:
         "from this machine, a local checkpoint file or an s3://bucket/key URI "
         "(or PIXSEARCH_MODEL to another model)"
     )
-
-
-def looks_like_path(pretrained: str) -> bool:
-    return "/" in pretrained or os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)
 
 
 def resolve(model: str, pretrained: str, cache_dir: Path) -> str | None:
@@ -36,7 +31,7 @@ def resolve(model: str, pretrained: str, cache_dir: Path) -> str | None:
         return None
     if pretrained.startswith("s3://"):
         return _download(model, pretrained, cache_dir)
-    if looks_like_path(pretrained):
+    if names_a_file(pretrained):
         if not Path(pretrained).is_file():
             raise unavailable(model, pretrained, "no such file")
         return pretrained

@@ -7,9 +7,15 @@ object, deletes the records that succeeded and leaves the ``batchItemFailures``
 timeout. The queue's own redrive policy moves a record received more than
 ``maxReceiveCount`` times to the dead-letter queue, exactly as on AWS.
 
+Each stage's function timeout from the topology holds as on Lambda: a handler
+still running past it has its whole batch returned for redelivery (its late
+answer is ignored), so a batch that always hangs ends in the DLQ.
+
 One deliberate difference: local queues have a short visibility timeout and the
-dispatcher extends it while a batch is in flight, so a failed record is retried
-in seconds rather than after six function timeouts.
+dispatcher extends it while a batch is in flight (never past the function
+timeout), so a failed record is retried in seconds rather than after six
+function timeouts. The first reason each record failed is noted in the data
+directory for ``pixsearch dlq list``.
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pixsearch import topology
 from pixsearch.config import Settings
+from pixsearch.events import failure_reasons
+from pixsearch.runtime.failures import FailureJournal
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
+from pixsearch.runtime.visibility import BATCH_LIMIT, InFlight, extend
 from pixsearch.storage import client
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
-_MAX_RECEIVE = 10  # SQS's limit for one ReceiveMessage call
 
 
 def import_handler(path: str) -> Handler | None:
@@ -57,26 +65,30 @@ class StageStats:
     records: int = 0
     failed_records: int = 0
     errors: int = 0
+    timeouts: int = 0
 
 
-@dataclass
-class _InFlight:
-    """Receipt handles whose visibility the heartbeat keeps extending."""
+class _Invocation(threading.Thread):
+    """One handler call in a thread of its own, so the caller can stop waiting at the timeout.
 
-    handles: dict[str, set[str]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    Python cannot kill the thread: a handler past its timeout runs on, unwatched,
+    and whatever it answers is ignored, as Lambda would have ended it.
+    """
 
-    def add(self, queue_url: str, receipts: list[str]) -> None:
-        with self.lock:
-            self.handles.setdefault(queue_url, set()).update(receipts)
+    def __init__(self, handler: Handler, event: dict[str, Any], context: LambdaContext) -> None:
+        super().__init__(name=f"invoke-{context.function_name}", daemon=True)
+        self.handler, self.event, self.context = handler, event, context
+        self.response: Any = None
+        self.error: BaseException | None = None
+        self.reasons: dict[str, str] = {}
 
-    def remove(self, queue_url: str, receipts: list[str]) -> None:
-        with self.lock:
-            self.handles.get(queue_url, set()).difference_update(receipts)
-
-    def snapshot(self) -> dict[str, list[str]]:
-        with self.lock:
-            return {url: sorted(handles) for url, handles in self.handles.items() if handles}
+    def run(self) -> None:
+        with failure_reasons() as reasons:
+            try:
+                self.response = self.handler(self.event, self.context)
+            except BaseException as error:  # noqa: BLE001 - reported to the dispatcher
+                self.error = error
+            self.reasons = dict(reasons)
 
 
 class Dispatcher:
@@ -87,14 +99,21 @@ class Dispatcher:
         settings: Settings,
         queue_urls: dict[str, topology.QueueUrls],
         handlers: dict[str, Handler] | None = None,
+        function_timeouts_s: dict[str, float] | None = None,
     ) -> None:
+        """``function_timeouts_s`` overrides the topology's function timeout per stage."""
         self.settings = settings
         self.queue_urls = queue_urls
         self.handlers = available_handlers() if handlers is None else handlers
         self.stats = {name: StageStats() for name in self.handlers}
+        self.timeouts_s = {
+            spec.name: float((function_timeouts_s or {}).get(spec.name, spec.function_timeout_s))
+            for spec in topology.STAGES
+        }
         self.sqs = client("sqs", settings.region)
+        self.journal = FailureJournal(settings.data_dir)
         self._arns: dict[str, str] = {}
-        self._in_flight = _InFlight()
+        self.in_flight = InFlight()
         # Failed records wait out their visibility timeout before redelivery; on stop they
         # are made visible again so a shutdown can save them (message id -> queue, receipt).
         self._awaiting_retry: dict[str, tuple[str, str]] = {}
@@ -160,21 +179,8 @@ class Dispatcher:
             self.extend_visibility()
 
     def extend_visibility(self) -> None:
-        """Push back the visibility timeout of every record still being handled."""
-        for queue_url, receipts in self._in_flight.snapshot().items():
-            for start in range(0, len(receipts), _MAX_RECEIVE):
-                entries = [
-                    {
-                        "Id": str(position),
-                        "ReceiptHandle": receipt,
-                        "VisibilityTimeout": self.settings.local_visibility_timeout_s,
-                    }
-                    for position, receipt in enumerate(receipts[start : start + _MAX_RECEIVE])
-                ]
-                try:
-                    self.sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-                except Exception:  # noqa: BLE001 - the record is simply redelivered later
-                    log.warning("could not extend visibility on %s", queue_url, exc_info=True)
+        """Push back the visibility timeout of every record still within its function timeout."""
+        extend(self.sqs, self.in_flight, self.settings.local_visibility_timeout_s)
 
     # --- running to completion (tests, one-shot runs) -------------------------------
 
@@ -195,6 +201,9 @@ class Dispatcher:
             heartbeat.join()
 
     def _drain(self, deadline: float) -> None:
+        # Two idle looks in a row: a queue's visible and hidden counts are read one after
+        # the other, so a record turning visible in between is counted in neither.
+        quiet = 0
         while time.monotonic() < deadline:
             worked = False
             for spec in topology.STAGES:
@@ -204,9 +213,10 @@ class Dispatcher:
                 if messages:
                     worked = True
                     self._invoke(spec.name, messages)
+            quiet = 0 if worked or not self.idle() else quiet + 1
+            if quiet >= 2:
+                return
             if not worked:
-                if self.idle():
-                    return
                 time.sleep(0.2)
         raise TimeoutError(f"queues not drained in time: {self.depths()}")
 
@@ -245,7 +255,7 @@ class Dispatcher:
         while len(messages) < spec.batch_size and not self._stop.is_set():
             response = self.sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=min(_MAX_RECEIVE, spec.batch_size - len(messages)),
+                MaxNumberOfMessages=min(BATCH_LIMIT, spec.batch_size - len(messages)),
                 WaitTimeSeconds=self.settings.poll_wait_s if wait and not messages else 0,
                 VisibilityTimeout=self.settings.local_visibility_timeout_s,
                 MessageSystemAttributeNames=["All"],
@@ -253,7 +263,9 @@ class Dispatcher:
             )
             batch = response.get("Messages", [])
             if batch:
-                self._in_flight.add(url, [m["ReceiptHandle"] for m in batch])
+                # The heartbeat lets go of them once their batch is past its function timeout.
+                let_go = max(window_end, time.monotonic()) + self.timeouts_s[name]
+                self.in_flight.add(url, [m["ReceiptHandle"] for m in batch], let_go)
                 messages.extend(batch)
             elif not messages or time.monotonic() >= window_end:
                 break
@@ -266,10 +278,11 @@ class Dispatcher:
         url = self.queue_urls[name].queue
         receipts = {m["MessageId"]: m["ReceiptHandle"] for m in messages}
         event = lambda_sqs_event(messages, self._queue_arn(url), self.settings.region)
+        timeout_s = self.timeouts_s[name]
         context = LambdaContext(
             function_name=f"{self.settings.queue_prefix}{name}",
             memory_limit_in_mb=spec.memory_mb,
-            timeout_s=spec.function_timeout_s,
+            timeout_s=timeout_s,
             region=self.settings.region,
         )
         stats = self.stats[name]
@@ -277,35 +290,73 @@ class Dispatcher:
         stats.records += len(messages)
         started = time.monotonic()
         try:
-            failed = _failed_ids(self.handlers[name](event, context), set(receipts))
-        except Exception:  # noqa: BLE001 - as on Lambda: the whole batch is retried
-            log.exception("stage %s: handler raised; retrying %d records", name, len(messages))
-            stats.errors += 1
-            failed = set(receipts)
-        succeeded = [receipt for mid, receipt in receipts.items() if mid not in failed]
-        for message_id, receipt in receipts.items():
-            if message_id in failed:
-                self._awaiting_retry[message_id] = (url, receipt)
-            else:
-                self._awaiting_retry.pop(message_id, None)
-        self._delete(url, succeeded)
-        self._in_flight.remove(url, list(receipts.values()))
-        stats.failed_records += len(failed)
+            reasons = self._call(name, _Invocation(self.handlers[name], event, context), receipts)
+            for message_id, receipt in receipts.items():
+                if message_id in reasons:
+                    self._awaiting_retry[message_id] = (url, receipt)
+                else:
+                    self._awaiting_retry.pop(message_id, None)
+            self._delete(url, [r for mid, r in receipts.items() if mid not in reasons])
+        finally:
+            self.in_flight.remove(url, list(receipts.values()))
+        stats.failed_records += len(reasons)
+        self._note(name, reasons)
         log.info(
             "stage %s: %d records, %d failed, %.2fs",
             name,
             len(messages),
-            len(failed),
+            len(reasons),
             time.monotonic() - started,
         )
 
+    def _call(self, name: str, invocation: _Invocation, receipts: dict[str, str]) -> dict[str, str]:
+        """Run the handler within the stage's timeout; the failed records and why, by id."""
+        stats = self.stats[name]
+        timeout_s = invocation.context.timeout_s
+        invocation.start()
+        invocation.join(timeout_s)
+        if invocation.is_alive():
+            stats.timeouts += 1
+            log.error(
+                "stage %s: handler ran past its %.1fs timeout; returning %d records",
+                name,
+                timeout_s,
+                len(receipts),
+            )
+            return dict.fromkeys(receipts, f"Task timed out after {timeout_s:.2f} seconds")
+        if invocation.error is not None:  # as on Lambda: the whole batch is retried
+            error = invocation.error
+            log.error(
+                "stage %s: handler raised; retrying %d records",
+                name,
+                len(receipts),
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            stats.errors += 1
+            return dict.fromkeys(receipts, f"{type(error).__name__}: {error}")
+        failed = _failed_ids(invocation.response, set(receipts))
+        unknown = "reported failed by the handler"
+        return {mid: invocation.reasons.get(mid, unknown) for mid in failed}
+
+    def _note(self, name: str, reasons: dict[str, str]) -> None:
+        if not reasons:
+            return
+        try:
+            self.journal.note(name, reasons)
+        except OSError:
+            log.warning("could not note why %d records failed", len(reasons), exc_info=True)
+
     def _delete(self, url: str, receipts: list[str]) -> None:
-        for start in range(0, len(receipts), _MAX_RECEIVE):
-            chunk = receipts[start : start + _MAX_RECEIVE]
-            self.sqs.delete_message_batch(
+        """Delete handled records; one that cannot be deleted is redelivered (stages are
+        idempotent), so a failed entry is only logged."""
+        for start in range(0, len(receipts), BATCH_LIMIT):
+            chunk = receipts[start : start + BATCH_LIMIT]
+            response = self.sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
             )
+            for failure in response.get("Failed") or []:
+                log.info("record on %s not deleted (%s)", url, failure.get("Code"))
 
     def _queue_arn(self, url: str) -> str:
         if url not in self._arns:

@@ -43,7 +43,7 @@ class LambdaContext:
 
     function_name: str
     memory_limit_in_mb: int
-    timeout_s: int
+    timeout_s: float
     region: str = "us-east-1"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"

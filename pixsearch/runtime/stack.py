@@ -1,14 +1,19 @@
 """``pixsearch up``: the embedded local stack, in the foreground until Ctrl-C.
 
-moto server (unless an external endpoint is given) -> topology -> restored data
--> notifications -> dispatcher -> search API -> web app. Shutdown runs in the
-reverse order and leaves no child process behind.
+The embedded object store + queues (unless an external endpoint is given) ->
+topology -> dispatcher -> search API -> web app. Shutdown runs in the reverse
+order and leaves no child process behind.
+
+Data survives a restart because the default backend keeps it on disk itself
+(see :mod:`pixsearch.runtime.emulator`); the stack copies nothing.
+Against an external endpoint (``--endpoint-url`` or any of ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SQS``) nothing is started, only what
+is missing is created, and what exists is changed only with ``--reconfigure``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -23,17 +28,11 @@ from typing import Any
 from pixsearch import topology
 from pixsearch.config import Settings
 from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer
-from pixsearch.runtime.persistence import (
-    BucketMirror,
-    restore_pending_messages,
-    save_pending_messages,
-)
-from pixsearch.storage import ObjectStore, client
-
-log = logging.getLogger(__name__)
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, launch
+from pixsearch.storage import client
 
 STACK_FILE = "stack.json"
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
 WEBAPP = Path(__file__).resolve().parents[2] / "webapp" / "app.py"
 
 
@@ -43,7 +42,7 @@ class StackOptions:
     api: bool = True
     webapp: bool = True
     persist: bool = True
-    sync_interval_s: float = 5.0
+    reconfigure: bool = False
     stages: tuple[str, ...] | None = None
 
 
@@ -56,7 +55,7 @@ def use_running_stack(settings: Settings) -> str | None:
 
     Lets ``pixsearch status`` and friends work in a second terminal with no setup.
     """
-    if any(os.environ.get(v) for v in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")):
+    if any(os.environ.get(v) for v in ENDPOINT_VARIABLES):
         return None
     path = stack_file(settings)
     if not path.exists():
@@ -88,61 +87,38 @@ class LocalStack:
             if self._stop.is_set():
                 return
             self._print_endpoints()
-            pause = self.options.sync_interval_s
-            while not self._stop.wait(pause):
-                started = time.monotonic()
-                self._sync()
-                # A big bucket takes long to list: never spend more than a third of the time on it.
-                pause = max(self.options.sync_interval_s, 2 * (time.monotonic() - started))
+            self._stop.wait()
             print("\nshutting down…", flush=True)
 
     def _start(self, cleanup: ExitStack) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        endpoint = self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint is None:
-            moto = MotoServer(
-                self.settings.moto_host,
-                self.settings.moto_port,
-                log_path=self.data_dir / "moto.log",
-            ).start()
-            cleanup.callback(moto.stop)
-            endpoint = moto.endpoint_url
-            for name, value in LOCAL_CREDENTIALS.items():
-                os.environ.setdefault(name, value)
-            self.mirror_enabled = self.options.persist
+        if self.options.endpoint_url:
+            os.environ["AWS_ENDPOINT_URL"] = self.options.endpoint_url
+        external = {v: os.environ[v] for v in ENDPOINT_VARIABLES if os.environ.get(v)}
+        if external:
+            endpoint = external.get("AWS_ENDPOINT_URL")
+            for variable, where in external.items():
+                self.endpoints[f"object store ({variable})"] = where
         else:
-            self.mirror_enabled = False
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
+            endpoint = self._start_emulator(cleanup)
         client.cache_clear()
-        self.endpoints["object store"] = endpoint
 
         s3, sqs = client("s3", self.settings.region), client("sqs", self.settings.region)
         self.queue_urls = topology.ensure(
             s3,
             sqs,
             self.settings,
-            visibility_timeout_s=self.settings.local_visibility_timeout_s,
-            notifications=False,
+            visibility_timeout_s=None if external else self.settings.local_visibility_timeout_s,
+            reconfigure=self.options.reconfigure or not external,
         )
-        self.store = ObjectStore(self.settings.bucket, s3)
-        if self.mirror_enabled:
-            self.mirror = BucketMirror(self.store, self.data_dir)
-            restored = self.mirror.restore()
-            if restored:
-                print(f"restored {restored} objects from {self.data_dir}", flush=True)
-        topology.attach_notifications(s3, sqs, self.settings, self.queue_urls)
-        if self.mirror_enabled:
-            resent = restore_pending_messages(sqs, self._all_queues(), self._pending_path)
-            if resent:
-                print(f"re-queued {resent} pending messages", flush=True)
-            cleanup.callback(self._save)
 
         self.dispatcher = Dispatcher(self.settings, self.queue_urls, self.handlers)
         self.dispatcher.start()
         cleanup.callback(self.dispatcher.stop)
 
-        stack_file(self.settings).write_text(json.dumps({"endpoint_url": endpoint}))
-        cleanup.callback(stack_file(self.settings).unlink, missing_ok=True)
+        if endpoint:
+            stack_file(self.settings).write_text(json.dumps({"endpoint_url": endpoint}))
+            cleanup.callback(stack_file(self.settings).unlink, missing_ok=True)
 
         if self.options.api:
             self._start_api(cleanup)
@@ -161,46 +137,38 @@ class LocalStack:
             )
         return {name: handlers[name] for name in self.options.stages if name in handlers}
 
-    @property
-    def _pending_path(self) -> Path:
-        return self.data_dir / "pending-messages.json"
-
-    def _all_queues(self) -> dict[str, str]:
-        urls = {name: pair.queue for name, pair in self.queue_urls.items()}
-        urls.update({f"{name}-dlq": pair.dlq for name, pair in self.queue_urls.items()})
-        return urls
-
-    def _sync(self) -> None:
-        if self.mirror_enabled:
-            try:
-                self.mirror.sync()
-            except Exception:  # noqa: BLE001 - the next sync tries again
-                log.warning("could not mirror the bucket", exc_info=True)
-
-    def _save(self) -> None:
-        self.mirror.sync()
-        pending = save_pending_messages(client("sqs"), self._all_queues(), self._pending_path)
-        print(
-            f"saved {len(self.mirror.catalogue)} objects and {pending} pending messages "
-            f"to {self.data_dir}",
-            flush=True,
+    def _start_emulator(self, cleanup: ExitStack) -> str:
+        backend = self.settings.local_backend
+        emulator = launch(
+            backend,
+            host=self.settings.moto_host,
+            port=self.settings.moto_port,
+            data_dir=self.data_dir / backend if self.options.persist else None,
+            log_path=self.data_dir / f"{backend}.log",
         )
+        started = time.monotonic()
+        emulator.start()
+        cleanup.callback(emulator.stop)
+        for name, value in LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+        os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint_url
+        kept = "data kept on disk" if emulator.persists else "in memory, gone at stop"
+        self.endpoints["object store"] = (
+            f"{emulator.endpoint_url} ({backend}, {kept}; ready in "
+            f"{time.monotonic() - started:.1f} s)"
+        )
+        return emulator.endpoint_url
 
     def _start_api(self, cleanup: ExitStack) -> None:
-        from werkzeug.serving import make_server
-
         try:
             from pixsearch.search.flask_app import create_flask_app
+            from pixsearch.search.wsgi_server import api_server
         except ImportError as error:
             self.endpoints["search API"] = f"absent ({error})"
             return
 
-        server = make_server(
-            self.settings.api_host, self.settings.api_port, create_flask_app(), threaded=True
-        )
-        thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
-        thread.start()
-        cleanup.callback(server.shutdown)
+        server = api_server(create_flask_app(), self.settings).start()
+        cleanup.callback(server.stop)
         self.endpoints["search API"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     def _start_webapp(self, cleanup: ExitStack) -> None:

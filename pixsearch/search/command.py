@@ -8,9 +8,11 @@ from typing import TextIO
 
 from pixsearch.config import Settings, get_settings
 from pixsearch.search.errors import SearchError
-from pixsearch.search.requests import DEFAULT_K, build_request
+from pixsearch.search.requests import DEFAULT_K, SearchRequest, build_request
 from pixsearch.search.responses import SearchResponse
 from pixsearch.search.service import SearchService
+from pixsearch.webui.api_client import ApiError, SearchApi
+from pixsearch.webui.sigv4 import NoCredentials
 
 
 def run(
@@ -19,10 +21,14 @@ def run(
     k: int = DEFAULT_K,
     min_score: float | None = None,
     settings: Settings | None = None,
+    api_url: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Search by ``text`` or by the image file ``image``; print the results. Exit status."""
+    """Search by ``text`` or by the image file ``image``; print the results. Exit status.
+
+    In this process by default; through the search API at ``api_url`` when given.
+    """
     settings = settings or get_settings()
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -34,12 +40,32 @@ def run(
         request = build_request(
             settings, k=k, min_score=min_score, text=text, image_bytes=image_bytes
         )
-        response = SearchService(settings).search(request)
+        if api_url:
+            response = _ask_api(api_url, settings, request, image)
+        else:
+            response = SearchService(settings).search(request)
     except SearchError as error:
         print(f"error ({error.code}): {error.message}", file=err)
         return 2 if error.status < 500 else 1
+    except ApiError as error:
+        print(f"error ({error.code}): {error.message}", file=err)
+        return 2 if error.status is not None and error.status < 500 else 1
+    except NoCredentials as error:
+        print(f"error: {error}", file=err)
+        return 2
     out.write(format_table(response))
     return 0
+
+
+def _ask_api(
+    api_url: str, settings: Settings, request: SearchRequest, image: Path | None
+) -> SearchResponse:
+    """The same query through a search API (signed when ``PIXSEARCH_API_AUTH=iam``)."""
+    api = SearchApi.from_settings(api_url, settings)
+    if request.text is not None:
+        return api.search_text(request.text, request.k, request.min_score)
+    assert request.image_bytes is not None and image is not None
+    return api.search_upload(request.image_bytes, image.name, request.k, request.min_score)
 
 
 def format_table(response: SearchResponse) -> str:

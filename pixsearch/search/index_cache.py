@@ -2,10 +2,13 @@
 
 Requests take the current :class:`IndexSnapshot` once and search it to the end,
 so a refresh that swaps in a new version never disturbs a request in flight.
-The manifest's ETag is checked at most every ``refresh_s`` seconds, by one
-thread at a time; the others keep answering from the snapshot they have. When
-the newest manifest cannot be loaded, the previous snapshot keeps serving and
-the cache reports itself degraded.
+The manifest's ETag is checked at most every ``refresh_s`` seconds, in a
+background thread once a snapshot is loaded: requests keep answering from the
+snapshot they have and never wait for a reload. A new version reads only the
+segments it adds (segments are immutable) and shares the others with the
+previous snapshot, so a swap holds the old segments plus the new ones only.
+When the newest manifest cannot be loaded, the previous snapshot keeps serving
+and the cache reports itself degraded.
 """
 
 from __future__ import annotations
@@ -52,14 +55,20 @@ class IndexCache:
         self._clock = clock
         self._state = IndexState()
         self._refresh_lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
+        self._refresher_lock = threading.Lock()
 
     @property
     def state(self) -> IndexState:
         return self._state
 
     def current(self) -> IndexSnapshot:
-        """The snapshot to answer a request from, refreshed first if a check is due."""
-        self.refresh_if_due()
+        """The snapshot to answer a request from. Without one, the first load is waited
+        for; with one, a due check runs in the background and this returns at once."""
+        if self._state.snapshot is None:
+            self.refresh_if_due()
+        elif self._due(self._state):
+            self._refresh_in_background()
         state = self._state
         if state.snapshot is None:
             raise Unavailable(state.problem or "no index loaded yet", code="index_unavailable")
@@ -81,6 +90,23 @@ class IndexCache:
         finally:
             self._refresh_lock.release()
 
+    def wait_for_refresh(self, timeout_s: float | None = None) -> IndexState:
+        """Wait for a background check in progress (if any) to finish."""
+        refresher = self._refresher
+        if refresher is not None:
+            refresher.join(timeout_s)
+        return self._state
+
+    def _refresh_in_background(self) -> None:
+        with self._refresher_lock:
+            if self._refresher is not None and self._refresher.is_alive():
+                return
+            self._refresher = threading.Thread(
+                target=self.refresh_if_due, kwargs={"wait": False}, name="search-index-refresh"
+            )
+            self._refresher.daemon = True
+            self._refresher.start()
+
     def _due(self, state: IndexState) -> bool:
         """Without a snapshot, every request checks (one HEAD) so the first index shows at once."""
         if state.snapshot is None or state.checked_at is None:
@@ -100,15 +126,16 @@ class IndexCache:
             return IndexState(state.snapshot, now, state.loaded_at, state.stale)
         started = time.perf_counter()
         try:
-            snapshot = load_snapshot(self.store, self.model_tag)
+            snapshot = load_snapshot(self.store, self.model_tag, previous=state.snapshot)
         except Exception as error:  # noqa: BLE001 - a bad new version must not stop search
             return self._failed(state, now, f"cannot load index {self.model_tag}: {error}")
         log.info(
-            "loaded index %s version %s: %d vectors in %d segments in %.0f ms",
+            "loaded index %s version %s: %d vectors in %d segments (%d kept) in %.0f ms",
             self.model_tag,
             snapshot.version,
             snapshot.vector_count,
             snapshot.segment_count,
+            snapshot.reused_count,
             (time.perf_counter() - started) * 1000,
         )
         stale = snapshot.fallback_reason

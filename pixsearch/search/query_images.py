@@ -2,28 +2,37 @@
 
 Every query image is decoded once, by the same checks an ingested image passes
 (:mod:`pixsearch.images`); a URL is fetched through the download stage's
-SSRF-safe fetcher.
+SSRF-safe fetcher. Whatever the bytes make the decoder do is the caller's
+fault (422), and a store that cannot serve a key is a 503 (or 400 for a key it
+refuses), never a 500.
 """
 
 from __future__ import annotations
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from pixsearch import images
 from pixsearch.config import Settings
 from pixsearch.download import DownloadFailure, fetch_image
-from pixsearch.search.errors import InvalidImage, NotFound, PayloadTooLarge
+from pixsearch.search.errors import BadRequest, InvalidImage, NotFound, PayloadTooLarge, Unavailable
 from pixsearch.search.requests import SearchRequest
 from pixsearch.storage import ObjectNotFound, ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 class QueryImages:
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
-        # A query waits for its image: cap time and bytes as for an upload, retry once.
+        # A query waits for its image: cap time and bytes as for an upload, retry once; only
+        # its own allow-list opens non-public addresses.
         self.fetch_settings = settings.model_copy(
             update={
+                "download_allow": settings.search_image_url_allow,
                 "download_max_bytes": settings.search_upload_max_bytes,
                 "download_total_timeout_s": min(
                     settings.download_total_timeout_s, settings.search_fetch_timeout_s
@@ -48,6 +57,14 @@ class QueryImages:
             return self.store.get(key)
         except ObjectNotFound:
             raise NotFound(f"no image {key!r} in the bucket", code="image_not_found") from None
+        except ClientError as error:
+            raise _storage_error(key, error) from None
+        except BotoCoreError as error:
+            log.warning("reading %s failed: %s", key, error)
+            raise Unavailable(
+                f"the object store could not be reached to read {key!r}; try again",
+                code="storage_unavailable",
+            ) from None
 
     def _decoded(self, data: bytes, what: str, content_type: str = "") -> Image.Image:
         try:
@@ -58,6 +75,8 @@ class QueryImages:
             raise InvalidImage(
                 f"{what} is not usable ({invalid.reason}): {invalid.message}"
             ) from None
+        except Exception as error:  # noqa: BLE001 - any decoder fault on foreign bytes is theirs
+            raise _undecodable(what, error) from None
 
     def _fetch(self, url: str) -> tuple[bytes, str]:
         try:
@@ -73,3 +92,23 @@ class QueryImages:
                 f"cannot fetch {url} ({failure.reason}): {failure.message}",
                 code="image_fetch_failed",
             ) from None
+
+
+def _undecodable(what: str, error: Exception) -> InvalidImage:
+    log.warning("%s made the decoder fail", what, exc_info=error)
+    return InvalidImage(f"{what} cannot be decoded ({type(error).__name__}: {error})")
+
+
+def _storage_error(key: str, error: ClientError) -> BadRequest | Unavailable:
+    """A refused read of ``key``: the key's fault (400) or the store's (503)."""
+    code = str(error.response.get("Error", {}).get("Code", "")) or "unknown"
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    log.warning("reading %s failed: %s (HTTP %s)", key, code, status)
+    if 400 <= status < 500 and status not in (401, 403, 404, 408, 429):
+        return BadRequest(
+            f"the object store refused image_key {key!r} ({code})", code="invalid_image_key"
+        )
+    return Unavailable(
+        f"the object store could not serve {key!r} ({code}); try again",
+        code="storage_unavailable",
+    )

@@ -51,7 +51,7 @@ class SearchService:
         started = time.perf_counter()
         query = self.embed(request)  # first, so a bad query image is a 4xx even with no index
         snapshot = self.index.current()
-        if query.shape[-1] != snapshot.dim:
+        if snapshot.segment_count and query.shape[-1] != snapshot.dim:
             raise Unavailable(
                 f"index {self.model_tag} has {snapshot.dim}-d vectors but the model makes "
                 f"{query.shape[-1]}-d ones; rebuild the index",

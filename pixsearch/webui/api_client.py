@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import requests
+import requests.auth
 from pydantic import ValidationError
 
+from pixsearch.config import Settings
 from pixsearch.search.requests import UPLOAD_FIELD
 from pixsearch.search.responses import Health, SearchResponse
 
@@ -44,23 +46,41 @@ class ApiError(Exception):
 class SearchApi:
     """``POST /search``, ``POST /search/image`` and ``GET /health`` of one API base URL."""
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = 60.0, auth: requests.auth.AuthBase | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._http = requests.Session()
+        self._http.auth = auth
 
-    def search_text(self, text: str, k: int) -> SearchResponse:
-        return self._search({"query_text": text, "k": k})
+    @classmethod
+    def from_settings(cls, base_url: str, settings: Settings) -> SearchApi:
+        """A client that signs its requests when ``PIXSEARCH_API_AUTH=iam``."""
+        if settings.api_auth == "iam":
+            from pixsearch.webui.sigv4 import SigV4
+
+            return cls(base_url, auth=SigV4(settings.region))
+        return cls(base_url)
+
+    def search_text(self, text: str, k: int, min_score: float | None = None) -> SearchResponse:
+        query: dict[str, Any] = {"query_text": text, "k": k}
+        if min_score is not None:
+            query["min_score"] = min_score
+        return self._search(query)
 
     def search_image_key(self, image_key: str, k: int) -> SearchResponse:
         return self._search({"image_key": image_key, "k": k})
 
-    def search_upload(self, image: bytes, filename: str, k: int) -> SearchResponse:
+    def search_upload(
+        self, image: bytes, filename: str, k: int, min_score: float | None = None
+    ) -> SearchResponse:
+        fields = {"k": str(k)} | ({"min_score": str(min_score)} if min_score is not None else {})
         body = self._call(
             "POST",
             "/search/image",
             files={UPLOAD_FIELD: (filename, image, "application/octet-stream")},
-            data={"k": str(k)},
+            data=fields,
         )
         return _parse(SearchResponse, body)
 

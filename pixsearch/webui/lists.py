@@ -81,10 +81,11 @@ def upload_list(
     urls = sum(isinstance(row, UrlEntry) for row in rows)
     if not urls:
         raise ListRejected("the list has no usable http(s) URL")
+    # Each format is its own list; one name for two of them would only confuse people.
     existing = [
-        info.key
-        for info in store.list(f"{layout.URLS}{name}.")
-        if layout.list_name(info.key) == name
+        other
+        for other in (f"{layout.URLS}{name}.{ext}" for ext in UPLOAD_FORMATS)
+        if store.head(other) is not None
     ]
     if existing:
         raise ListRejected(f"a list named {name!r} exists already ({existing[0]}); pick a new name")
@@ -92,4 +93,4 @@ def upload_list(
         store.put_if_absent(key, data, content_type=_CONTENT_TYPES[fmt])
     except ConflictError:
         raise ListRejected(f"a list named {name!r} exists already; pick a new name") from None
-    return UploadedList(name=name, key=key, urls=urls, bad_rows=len(rows) - urls)
+    return UploadedList(name=layout.list_name(key), key=key, urls=urls, bad_rows=len(rows) - urls)

@@ -5,8 +5,10 @@
 - embed: which of the list's images appear in an embedding shard of the model;
 - index: which of those shards the current manifest has folded in.
 
-Shard ids files are immutable and parts change only with their ETag, so each
-is read once per reader and kept.
+Shard ids files are immutable, and parts and URL maps change only with their
+ETag, so each is read once per reader and kept: a refresh lists the list's
+prefixes and the shard ids, and reads only what changed since the last one.
+While a part is being downloaded, its live counters (``progress/``) count too.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 from pixsearch import layout
 from pixsearch.download.outcome import MapRow
 from pixsearch.download.parts import ListPart
-from pixsearch.download.urlmap import read_maps, read_summary
+from pixsearch.download.progress import rows_in_flight
+from pixsearch.download.urlmap import PartMap, read_map, read_summary
 from pixsearch.index import manifest
+from pixsearch.index.folded import folded_ids
 from pixsearch.storage import ObjectStore
 
 
@@ -39,7 +43,7 @@ class FailureGroup:
 class ListProgress:
     name: str
     total: int | None  # rows in the list, once the download stage has split it
-    processed: int  # rows with a URL map entry
+    processed: int  # rows with an outcome: in a URL map, or counted by a part in flight
     downloaded: int  # rows whose image is in the bucket (new or already there)
     duplicates: int
     failed: int
@@ -76,7 +80,8 @@ class ProgressReader:
         self.store = store
         self.model_tag = model_tag
         self._shard_keys: dict[str, frozenset[str]] = {}
-        self._part_sizes: dict[tuple[str, str], int] = {}
+        self._part_sizes: dict[tuple[str, str], tuple[int, str]] = {}  # rows, list ETag
+        self._maps: dict[str, PartMap] = {}
         self._lock = threading.Lock()
 
     def list_names(self) -> list[str]:
@@ -85,10 +90,18 @@ class ProgressReader:
 
     def index_state(self) -> IndexState:
         current, _ = manifest.read(self.store, self.model_tag)
-        return IndexState(current.version, current.vector_count, current.shards, current.tombstones)
+        return IndexState(
+            current.version,
+            current.vector_count,
+            folded_ids(self.store, current),
+            frozenset(current.tombstones),
+        )
 
     def list_progress(self, name: str) -> ListProgress:
-        rows = self.map_rows(name)
+        total = self.total_rows(name)
+        maps = self.part_maps(name)
+        rows = _rows_by_line(maps)
+        in_flight = self.rows_in_flight(name, maps)
         stored = [row for row in rows if row.status != "failed" and row.key]
         keys = {row.key for row in stored if row.key}
         shard_keys = self.shard_keys()
@@ -98,8 +111,8 @@ class ProgressReader:
         indexed = (keys & frozenset().union(*in_index)) - index.tombstones
         return ListProgress(
             name=name,
-            total=self.total_rows(name),
-            processed=len(rows),
+            total=total,
+            processed=len(rows) + in_flight,
             downloaded=len(stored),
             duplicates=sum(row.status == "duplicate" for row in rows),
             failed=sum(row.status == "failed" for row in rows),
@@ -112,8 +125,42 @@ class ProgressReader:
 
     def map_rows(self, name: str) -> list[MapRow]:
         """The list's URL map rows, one per input line."""
-        by_line = {row.line: row for part in read_maps(self.store, name) for row in part.rows}
-        return [by_line[line] for line in sorted(by_line)]
+        return _rows_by_line(self.part_maps(name))
+
+    def part_maps(self, name: str) -> list[PartMap]:
+        """The list's URL maps, each read again only when its ETag changed."""
+        maps = []
+        for info in self.store.list(layout.url_map_prefix(name)):
+            try:
+                owner, part = layout.parse_url_map_key(info.key)
+            except ValueError:
+                continue
+            if owner != name:
+                continue
+            cached = self._maps.get(info.key)
+            if cached is None or cached.etag != info.etag:
+                cached = read_map(self.store, name, part)
+                if cached is None:
+                    continue
+                with self._lock:
+                    self._maps[info.key] = cached
+            maps.append(cached)
+        return maps
+
+    def rows_in_flight(self, name: str, maps: list[PartMap]) -> int:
+        """Rows with an outcome in parts being downloaded now (no map of their version yet)."""
+        list_etags = {
+            etag
+            for (key, _), (_, etag) in self._part_sizes.items()
+            if layout.parse_part_key(key)[0] == name
+        }
+        mapped = {(m.list_etag, m.part) for m in maps}
+        return sum(
+            done
+            for etag in list_etags
+            for part, done in rows_in_flight(self.store, name, etag).items()
+            if (etag, part) not in mapped
+        )
 
     def total_rows(self, name: str) -> int | None:
         """Rows in the list's parts; None until the download stage has split the list."""
@@ -127,10 +174,11 @@ class ProgressReader:
                 continue
             cached = self._part_sizes.get((info.key, info.etag))
             if cached is None:
-                cached = len(ListPart.from_json(self.store.get(info.key)).rows)
+                part = ListPart.from_json(self.store.get(info.key))
+                cached = (len(part.rows), part.list_etag)
                 with self._lock:
                     self._part_sizes[(info.key, info.etag)] = cached
-            total = (total or 0) + cached
+            total = (total or 0) + cached[0]
         return total
 
     def shard_keys(self) -> dict[str, frozenset[str]]:
@@ -147,6 +195,11 @@ class ProgressReader:
                     self._shard_keys[shard] = keys
         with self._lock:
             return dict(self._shard_keys)
+
+
+def _rows_by_line(maps: list[PartMap]) -> list[MapRow]:
+    by_line = {row.line: row for part in maps for row in part.rows}
+    return [by_line[line] for line in sorted(by_line)]
 
 
 def group_failures(rows: list[MapRow]) -> tuple[FailureGroup, ...]:

@@ -43,7 +43,8 @@ def test_ingest_then_text_and_image_search_render_real_images(
     page.get_by_role("textbox", name="Image URLs, one per line").fill("\n".join(urls))
     page.get_by_role("button", name="Ingest").click()
     page.get_by_text(f"Uploaded {IMAGES} URL(s)").wait_for()
-    page.get_by_text(f"'browser' is done: {IMAGES} image(s) searchable").wait_for(timeout=180_000)
+    done = page.get_by_text(f"'browser.txt' is done: {IMAGES} image(s) searchable")
+    done.wait_for(timeout=180_000)
     page.screenshot(path=str(tmp_path / "ingest.png"), full_page=True)
 
     page.get_by_role("tab", name="Search").click()

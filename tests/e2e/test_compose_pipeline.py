@@ -20,13 +20,16 @@ from pixsearch import layout, topology
 from pixsearch.config import Settings
 from pixsearch.index import manifest as manifests
 from pixsearch.inference import ClipModel
-from pixsearch.runtime.moto_server import MotoServer
+from pixsearch.runtime.emulator import EmulatorProcess
 from pixsearch.storage import ObjectStore
 from tests.functional.deploy.sources import COMPOSE, sample_events_generator
 
 pytestmark = pytest.mark.e2e
 
 COMPOSE_ENDPOINT = "http://localhost.localstack.cloud:4566"
+
+# Stands in for LocalStack, an external endpoint: the emulator behind it matters not.
+EMULATOR_BACKENDS = ("moto",)
 
 
 def worker_argv(name: str, endpoint_url: str) -> list[str]:
@@ -38,12 +41,12 @@ def worker_argv(name: str, endpoint_url: str) -> list[str]:
 
 
 def test_worker_services_index_an_uploaded_image(
-    tiny_model: ClipModel, moto_server: MotoServer, settings: Settings, tmp_path: Path
+    tiny_model: ClipModel, emulator: EmulatorProcess, settings: Settings, tmp_path: Path
 ) -> None:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     logs = {spec.name: tmp_path / f"{spec.name}.log" for spec in topology.STAGES}
     for name, log in logs.items():
-        program, *arguments = worker_argv(name, moto_server.endpoint_url)
+        program, *arguments = worker_argv(name, emulator.endpoint_url)
         assert program == "pixsearch"
         with log.open("wb") as output:
             processes[name] = subprocess.Popen(

@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import time
-from urllib.parse import unquote_plus
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +18,7 @@ from pixsearch.download.handler import lambda_handler
 from pixsearch.download.urlmap import read_maps, read_summary
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
-from tests.fixtures.aws import receive_all
+from tests.fixtures.aws import notification_keys, receive_all
 from tests.fixtures.images import ImageServer
 
 pytestmark = pytest.mark.e2e
@@ -53,18 +52,18 @@ def test_uploaded_lists_yield_images_and_one_map_row_per_line(
     try:
         store.put("urls/web.jsonl.gz", gzip.compress("\r\n".join(jsonl_lines).encode()))
         store.put("urls/more.parquet", parquet.getvalue())
-        _wait_for_summaries(store, ["web", "more"])
+        _wait_for_summaries(store, ["web.jsonl.gz", "more.parquet"])
     finally:
         runtime.stop()
 
-    web = [row for m in read_maps(store, "web") for row in m.rows]
+    web = [row for m in read_maps(store, "web.jsonl.gz") for row in m.rows]
     assert [row.line for row in web] == list(range(1, len(jsonl_lines) + 1))
     assert [row.error for row in web if row.status == "failed"] == [
         "http_404",
         "bad_row",
         "blocked_address",
     ]
-    more = [row for m in read_maps(store, "more") for row in m.rows]
+    more = [row for m in read_maps(store, "more.parquet") for row in m.rows]
     assert len(more) == 4 and more[-1].error == "missing_url"
     assert [row.caption for row in web[:3]] == ["photo 0", "photo 1", "photo 2"]
 
@@ -74,11 +73,5 @@ def test_uploaded_lists_yield_images_and_one_map_row_per_line(
     statuses = [row.status for row in web + more if row.url == shared]
     assert sorted(statuses) == ["duplicate", "ok"]
 
-    events = [json.loads(m["Body"]) for m in receive_all(queues["embed"].queue)]
-    created = {
-        unquote_plus(record["s3"]["object"]["key"])
-        for body in events
-        for record in body.get("Records", [])
-    }
-    assert created == stored
+    assert set(notification_keys(receive_all(queues["embed"].queue))) == stored
     assert runtime.stats["download"].failed_records == 0

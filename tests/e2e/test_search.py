@@ -19,7 +19,7 @@ from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_maps
 from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.search.flask_app import create_flask_app
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
@@ -34,7 +34,8 @@ REFRESH_S = 0.5
 def api_url(
     image_server: ImageServer, tiny_model: ClipModel, settings: Settings, store: ObjectStore
 ) -> Iterator[str]:
-    service = SearchService(settings.model_copy(update={"search_refresh_s": REFRESH_S}), store)
+    update = {"search_refresh_s": REFRESH_S, "search_image_url_allow": image_server.allow_entry}
+    service = SearchService(settings.model_copy(update=update), store)
     server = make_server("127.0.0.1", free_port(), create_flask_app(service), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -47,7 +48,7 @@ def ingest(store: ObjectStore, pipeline: Dispatcher, name: str, urls: list[str])
     """Upload a URL list, run the pipeline dry; the image key of each URL."""
     store.put(f"urls/{name}.txt", ("\n".join(urls) + "\n").encode())
     pipeline.drain()
-    rows = [row for part in read_maps(store, name) for row in part.rows]
+    rows = [row for part in read_maps(store, f"{name}.txt") for row in part.rows]
     assert all(row.status == "ok" for row in rows), rows
     return {row.url: row.key for row in rows}
 
@@ -56,6 +57,17 @@ def search(api_url: str, **query: object) -> dict:
     reply = requests.post(f"{api_url}/search", json=query, timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()
+
+
+def search_until_newer(api_url: str, version: int, **query: object) -> dict:
+    """Search until an index newer than ``version`` answers: it is swapped in off the request
+    path, so requests keep the old snapshot until the new one has loaded."""
+    deadline = time.monotonic() + 60
+    while True:
+        reply = search(api_url, **query)
+        if reply["index_version"] > version or time.monotonic() > deadline:
+            return reply
+        time.sleep(REFRESH_S)
 
 
 def test_ingested_images_are_searchable_and_new_ones_appear_without_restart(
@@ -90,8 +102,7 @@ def test_ingested_images_are_searchable_and_new_ones_appear_without_restart(
 
     more_urls = image_server.add_images(9, fmt="PNG", prefix="more")[6:]
     more_keys = ingest(store, pipeline, "more", more_urls)
-    time.sleep(REFRESH_S)
-    after = search(api_url, query_text="a sunset over the mountains", k=20)
+    after = search_until_newer(api_url, version, query_text="a sunset over the mountains", k=20)
     assert after["index_version"] > version
     assert len(after["results"]) == 9
     assert set(more_keys.values()) <= {result["key"] for result in after["results"]}

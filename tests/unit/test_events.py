@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pixsearch.events import EventParseError, ObjectEvent, each, parse_record, process_batch
+from pixsearch.events import (
+    EventParseError,
+    ObjectEvent,
+    each,
+    encode_key,
+    parse_record,
+    process_batch,
+)
 
 
 def s3_body(key: str, event_name: str = "ObjectCreated:Put", etag: str = "abc") -> str:
@@ -31,10 +38,20 @@ def sqs_record(message_id: str, body: str) -> dict[str, Any]:
     return {"messageId": message_id, "receiptHandle": f"r-{message_id}", "body": body}
 
 
-def test_keys_are_url_decoded_and_fields_carried():
-    (event,) = parse_record(SQSRecord(sqs_record("m1", s3_body("images%2Fa+b%C3%BC%2B.jpg"))))
+@pytest.mark.parametrize(
+    "encoded",
+    ["images/a+b%C3%BC%2B.jpg", "images%2Fa+b%C3%BC%2B.jpg"],
+    ids=["as-s3-sends-it", "moto-escapes-slashes"],
+)
+def test_keys_are_url_decoded_and_fields_carried(encoded: str):
+    (event,) = parse_record(SQSRecord(sqs_record("m1", s3_body(encoded))))
     assert event == ObjectEvent("m1", "bucket", "images/a bü+.jpg", "ObjectCreated:Put", 12, "abc")
     assert event.is_creation and not event.is_removal
+
+
+def test_keys_are_encoded_as_s3_encodes_them():
+    assert encode_key("images/a bü+.jpg") == "images/a+b%C3%BC%2B.jpg"
+    assert encode_key("urls/team/may list.txt") == "urls/team/may+list.txt"
 
 
 def test_removal_events_have_no_etag():

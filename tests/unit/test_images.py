@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
@@ -130,3 +132,18 @@ def test_decode_refuses_what_validate_refuses() -> None:
     assert _decode_reason(make_image(size=(200, 100), fmt="PNG"), max_pixels=10_000) == "bomb"
     assert _decode_reason(b"<html>not an image</html>") == "not_image"
     assert _decode_reason(ico.getvalue()) == "unsupported_format"
+
+
+def test_concurrent_decodes_leave_the_process_warning_filters_alone() -> None:
+    """Warning filters are process-wide: a decoder that changed them for its own call
+    would, from several threads at once, leave them changed for everyone."""
+    images = [make_image((i, 20, 30), size=(256, 256), fmt="PNG") for i in range(8)]
+    before = list(warnings.filters)
+
+    def decode_all(data: bytes) -> None:
+        for _ in range(40):
+            decode(data, max_pixels=1_000_000)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(decode_all, images))
+    assert warnings.filters == before

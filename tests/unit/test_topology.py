@@ -21,7 +21,8 @@ def test_no_stage_can_trigger_itself():
 def test_visibility_timeout_is_six_function_timeouts_and_index_runs_alone():
     for spec in topology.STAGES:
         assert spec.visibility_timeout_s == 6 * spec.function_timeout_s
-        assert spec.max_receive_count == 2
+        # AWS's guidance for SQS event sources: receives whose response is lost still count.
+        assert spec.max_receive_count >= 5
     assert topology.stage("index").max_concurrency == 1
 
 

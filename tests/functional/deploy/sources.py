@@ -15,8 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 from cfnlint.decode import decode
+
+from tests.fixtures.tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
@@ -102,7 +103,7 @@ def run_init_script(bucket: str, queue_prefix: str, workdir: Path) -> None:
     """
     aws = tool("aws")
     if aws is None:
-        pytest.skip("the AWS CLI is not installed (make tools)")
+        missing_tool("the AWS CLI is not installed (make tools)")
     shim = workdir / "awslocal"
     shim.write_text(f'#!/bin/sh\nexec "{aws}" --endpoint-url "$AWS_ENDPOINT_URL" "$@"\n')
     shim.chmod(0o755)

@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 from pixsearch import topology
 from pixsearch.cli import build_parser
 from pixsearch.config import Settings
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.search.flask_app import create_flask_app
 from tests.functional.deploy.dockerfiles import copy_sources
 from tests.functional.deploy.sources import COMPOSE, ROOT

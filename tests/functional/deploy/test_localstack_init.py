@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
-from urllib.parse import unquote_plus
 
 from pixsearch import topology
 from pixsearch.config import Settings
 from pixsearch.storage import client
+from tests.fixtures.aws import notification_keys
 from tests.functional.deploy.sources import (
     COMPOSE,
     INIT_SCRIPT,
@@ -93,9 +93,5 @@ def _object_keys_notified(sqs: object, queue_url: str) -> list[str]:
     """The object keys of the S3 notifications on a queue (``s3:TestEvent`` skipped)."""
     keys: list[str] = []
     while received := sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages"):
-        for message in received:
-            body = json.loads(message["Body"])
-            keys += [
-                unquote_plus(record["s3"]["object"]["key"]) for record in body.get("Records", [])
-            ]
+        keys += notification_keys(received)
     return keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tomllib
@@ -13,6 +14,7 @@ from cfnlint.api import lint_file
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings
+from tests.fixtures.tools import missing_tool
 from tests.functional.deploy.sources import (
     ROOT,
     STACK_QUEUE_PREFIX,
@@ -43,6 +45,7 @@ ACCESS: dict[str, dict[str, set[str]]] = {
     "index": {
         "s3:GetObject": {layout.EMBEDDINGS, layout.INDEX, layout.IMAGES},
         "s3:PutObject": {layout.INDEX},
+        "s3:DeleteObject": {layout.INDEX},
     },
     "search": {"s3:GetObject": {layout.INDEX, layout.IMAGES, MODELS}},
 }
@@ -63,7 +66,7 @@ def test_sam_cli_builds_and_validates_this_template() -> None:
 def test_sam_validates_offline_without_credentials(tmp_path: Path) -> None:
     sam = tool("sam")
     if sam is None:
-        pytest.skip("aws-sam-cli is not installed (make tools)")
+        missing_tool("aws-sam-cli is not installed (make tools)")
     environment = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -117,9 +120,22 @@ def test_parameter_defaults_match_settings_and_topology() -> None:
     assert parameters["Pretrained"]["Default"] == defaults.pretrained
     assert parameters["DownloadConcurrency"]["Default"] == defaults.download_concurrency
     assert parameters["DownloadMaxBytes"]["Default"] == defaults.download_max_bytes
+    # Lambda passes the function's memory on (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); locally the
+    # budget defaults to the same figure.
+    assert parameters["DownloadMemorySize"]["Default"] == defaults.download_memory_mb
     assert parameters["SearchKMax"]["Default"] == defaults.search_k_max
     for spec in topology.STAGES:
         assert parameters[f"{spec.name.capitalize()}MemorySize"]["Default"] == spec.memory_mb
+
+
+def test_index_run_limits_are_the_index_function_size() -> None:
+    """An index run sizes its merges to the memory and time the template gives it."""
+    parameters = template()["Parameters"]
+    function = resource("IndexFunction")["Properties"]
+    defaults = Settings()
+    assert function["MemorySize"] == {"Ref": "IndexMemorySize"}
+    assert parameters["IndexMemorySize"]["Default"] == defaults.index_memory_mb
+    assert function["Timeout"] == defaults.index_time_s
 
 
 def _template_notifications() -> set[tuple[str, str, str, str]]:
@@ -225,16 +241,111 @@ def test_each_function_reaches_only_its_prefixes_and_queue(name: str) -> None:
     assert granted == ACCESS[name]
 
 
-def test_search_api_routes() -> None:
-    function = resource("SearchFunction")["Properties"]
-    routes = {
-        (event["Properties"]["Method"], event["Properties"]["Path"])
-        for event in function["Events"].values()
-        if event["Type"] == "HttpApi"
+def _routes() -> dict[str, dict]:
+    return {
+        properties["RouteKey"]: properties
+        for item in template()["Resources"].values()
+        if item["Type"] == "AWS::ApiGatewayV2::Route"
+        for properties in [item["Properties"]]
     }
-    assert routes == {("POST", "/search"), ("POST", "/search/image"), ("GET", "/health")}
-    assert resource("SearchApi")["Type"] == "AWS::Serverless::HttpApi"
+
+
+def test_search_api_routes() -> None:
+    assert set(_routes()) == {"POST /search", "POST /search/image", "GET /health"}
+    for route in _routes().values():
+        assert route["Target"] == {"Fn::Sub": "integrations/${SearchApiIntegration}"}
+    integration = resource("SearchApiIntegration")["Properties"]
+    assert integration["IntegrationUri"] == {"Fn::GetAtt": ["SearchFunction", "Arn"]}
+    assert integration["PayloadFormatVersion"] == "2.0"
+    permission = resource("SearchApiInvokesFunction")["Properties"]
+    assert permission["FunctionName"] == {"Ref": "SearchFunction"}
+    assert "${SearchApi}/*" in permission["SourceArn"]["Fn::Sub"]
     assert "SearchApi" in template()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+def _resolve(value: object, parameters: dict[str, object]) -> object:
+    """``value`` with Ref/Fn::If/Fn::Equals/Fn::Join/Fn::Not of ``parameters`` worked out."""
+    conditions = template()["Conditions"]
+    if isinstance(value, list):
+        return [_resolve(item, parameters) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Condition", "Fn::")):
+        return {key: _resolve(item, parameters) for key, item in value.items()}
+    ((function, argument),) = value.items()
+    if function == "Ref":
+        return parameters.get(argument, value)
+    if function == "Condition":
+        return _resolve(conditions[argument], parameters)
+    if function == "Fn::If":
+        name, then, otherwise = argument
+        chosen = then if _resolve(conditions[name], parameters) else otherwise
+        return _resolve(chosen, parameters)
+    if function == "Fn::Equals":
+        left, right = _resolve(argument, parameters)
+        return left == right
+    if function == "Fn::Not":
+        return not _resolve(argument[0], parameters)
+    if function == "Fn::Join":
+        separator, items = argument
+        return separator.join(_resolve(items, parameters))
+    return value
+
+
+def _defaults(**overrides: object) -> dict[str, object]:
+    parameters = {
+        name: (
+            []
+            if spec["Type"] == "CommaDelimitedList" and spec.get("Default") == ""
+            else spec.get("Default")
+        )
+        for name, spec in template()["Parameters"].items()
+    }
+    return {**parameters, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"), [("iam", "AWS_IAM"), ("jwt", "JWT"), ("none", "NONE")]
+)
+def test_every_route_needs_the_authorization_the_parameter_names(auth: str, expected: str):
+    parameters = _defaults(ApiAuth=auth)
+    for route in _routes().values():
+        assert _resolve(route["AuthorizationType"], parameters) == expected
+        authorizer = _resolve(route["AuthorizerId"], parameters)
+        if auth == "jwt":
+            assert authorizer == {"Ref": "SearchApiJwtAuthorizer"}
+        else:
+            assert authorizer == {"Ref": "AWS::NoValue"}
+
+
+def test_the_deployed_api_is_closed_by_default() -> None:
+    parameters = template()["Parameters"]
+    assert parameters["ApiAuth"]["Default"] == "iam"
+    assert parameters["ApiAuth"]["AllowedValues"] == ["iam", "jwt", "none"]
+    for route in _routes().values():
+        assert _resolve(route["AuthorizationType"], _defaults()) == "AWS_IAM"
+    authorizer = resource("SearchApiJwtAuthorizer")
+    assert authorizer["Condition"] == "UseJwtAuth"
+    assert authorizer["Properties"]["JwtConfiguration"] == {
+        "Issuer": {"Ref": "JwtIssuer"},
+        "Audience": {"Ref": "JwtAudience"},
+    }
+    assert "JwtNeedsIssuerAndAudience" in template()["Rules"]
+
+
+def test_stage_throttles_and_cors_names_no_origin_by_default() -> None:
+    stage = resource("SearchApiStage")["Properties"]
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+    }
+    cors = resource("SearchApi")["Properties"]["CorsConfiguration"]
+    assert _resolve(cors, _defaults()) == {"Ref": "AWS::NoValue"}
+    origins = ["https://search.example.org"]
+    allowed = _resolve(cors, _defaults(CorsAllowedOrigins=origins))
+    assert allowed["AllowOrigins"] == origins
+    assert "*" not in json.dumps(cors)
 
 
 @pytest.mark.parametrize("name", [*STAGE_NAMES, "search"])

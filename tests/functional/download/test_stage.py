@@ -39,7 +39,7 @@ def test_list_becomes_images_map_and_summary(
     store.put("urls/batch one.txt", "\n".join(lines).encode())
     download_only.drain(timeout_s=60)
 
-    rows = _rows(store, "batch one")
+    rows = _rows(store, "batch one.txt")
     assert [row["url"] for row in rows] == lines
     # good[0] and copy are the same bytes: whichever finished first is "ok".
     assert sorted([rows[0]["status"], rows[3]["status"]]) == ["duplicate", "ok"]
@@ -53,7 +53,7 @@ def test_list_becomes_images_map_and_summary(
     assert head is not None and head.metadata[SOURCE_URL_METADATA] == first["url"]
     assert head.content_type == "image/jpeg"
 
-    summary = read_summary(store, "batch one")
+    summary = read_summary(store, "batch one.txt")
     assert summary is not None
     assert summary["counts"] == {"ok": 3, "duplicate": 1, "failed": 2}
     assert summary["failed_by_reason"] == {"bad_url": 1, "http_404": 1}
@@ -75,22 +75,24 @@ def test_long_list_fans_out_into_parts(
     )
     download_only.drain(timeout_s=60)
 
-    maps = read_maps(store, "long")
+    maps = read_maps(store, "long.csv")
     assert [len(m.rows) for m in maps] == [2, 2, 1]
     rows = [row for m in maps for row in m.rows]
     assert [row.url for row in rows] == urls
     assert [row.caption for row in rows] == [f"c{i}" for i in range(5)]
     assert all(row.status == "ok" for row in rows)
     assert store.count(layout.IMAGES) == 5
-    summary = read_summary(store, "long")
+    summary = read_summary(store, "long.csv")
     assert summary is not None and summary["parts"] == 3 and summary["counts"]["ok"] == 5
 
     # A shorter version of the same list replaces the map, leaving no stale parts.
     store.put("urls/long.csv", f"url\n{urls[0]}\n".encode())
     download_only.drain(timeout_s=60)
-    assert [len(m.rows) for m in read_maps(store, "long")] == [1]
-    assert [info.key for info in store.list(f"{layout.PARTS}long/")] == [layout.part_key("long", 0)]
-    summary = read_summary(store, "long")
+    assert [len(m.rows) for m in read_maps(store, "long.csv")] == [1]
+    assert [info.key for info in store.list(f"{layout.PARTS}long.csv/")] == [
+        layout.part_key("long.csv", 0)
+    ]
+    summary = read_summary(store, "long.csv")
     assert summary is not None and summary["parts"] == 1 and summary["counts"]["duplicate"] == 1
 
 
@@ -102,12 +104,12 @@ def test_redelivered_event_keeps_finished_rows_and_refetches_failed_ones(
     store.put("urls/again.txt", f"{url}\n{flaky}\n".encode())
     event = _event(settings.bucket, "urls/again.txt")
     assert lambda_handler(event, None) == {"batchItemFailures": []}
-    first = _rows(store, "again")
+    first = _rows(store, "again.txt")
     assert [r["status"] for r in first] == ["ok", "failed"]
 
     image_server.add_image("later.jpg", color=(1, 2, 3))
     assert lambda_handler(event, None) == {"batchItemFailures": []}
-    second = _rows(store, "again")
+    second = _rows(store, "again.txt")
     assert second[0] == first[0]
     assert second[1]["status"] == "ok"
     assert image_server.hits["/a.jpg"] == 1
@@ -119,10 +121,10 @@ def test_unparseable_list_is_one_clear_failed_row(store: ObjectStore, settings: 
     assert lambda_handler(_event(settings.bucket, "urls/broken.csv"), None) == {
         "batchItemFailures": []
     }
-    rows = _rows(store, "broken")
+    rows = _rows(store, "broken.csv")
     assert len(rows) == 1 and rows[0]["error"] == "unparseable_list"
     assert "no 'url' column" in rows[0]["message"]
-    summary = read_summary(store, "broken")
+    summary = read_summary(store, "broken.csv")
     assert summary is not None and summary["failed_by_reason"] == {"unparseable_list": 1}
 
 
@@ -139,14 +141,14 @@ def test_a_bad_record_fails_alone(
     }
     response = lambda_handler(event, None)
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["bad", "junk"]
-    assert [r["status"] for r in _rows(store, "fine")] == ["ok"]
+    assert [r["status"] for r in _rows(store, "fine.txt")] == ["ok"]
 
 
 def test_vanished_list_is_not_an_error(store: ObjectStore, settings: Settings) -> None:
     assert lambda_handler(_event(settings.bucket, "urls/gone.txt"), None) == {
         "batchItemFailures": []
     }
-    assert read_summary(store, "gone") is None
+    assert read_summary(store, "gone.txt") is None
     store.put("urls/", b"")  # a folder marker some consoles create
     assert lambda_handler(_event(settings.bucket, "urls/"), None) == {"batchItemFailures": []}
     assert store.count(layout.MAPS) == 0

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import shard
 from pixsearch.embed.handler import lambda_handler
 from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, create_model
 from pixsearch.runtime.lambda_shapes import lambda_sqs_event
@@ -46,7 +45,7 @@ def test_a_batch_becomes_one_shard_with_ids_written_first(
     assert ids_key.endswith(".ids.json") and npy_key.endswith(".npy")
     assert store.head(ids_key).etag != store.head(npy_key).etag
     shard_id = layout.parse_shard_key(npy_key)[1]
-    written = shard.read(store, tiny_model.tag, shard_id)
+    written = shards.read(store, tiny_model.tag, shard_id)
     by_key = {row.key: row for row in written.rows}
     assert set(by_key) == {image.key for image in images}
     for image in images:
@@ -86,7 +85,7 @@ def test_a_deleted_image_is_skipped_not_failed(
     response, _ = _invoke(queues["embed"].queue)
     assert response == {"batchItemFailures": []}
     shard_id = layout.parse_shard_key(_shards(store, tiny_model.tag)[-1])[1]
-    assert [row.key for row in shard.read(store, tiny_model.tag, shard_id).rows] == [images[1].key]
+    assert [row.key for row in shards.read(store, tiny_model.tag, shard_id).rows] == [images[1].key]
 
 
 def test_weights_load_from_an_s3_uri(

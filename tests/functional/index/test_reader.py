@@ -9,6 +9,7 @@ import pytest
 from pixsearch import layout
 from pixsearch.index import manifest as manifests
 from pixsearch.index import update
+from pixsearch.index.compaction import Limits
 from pixsearch.index.reader import (
     CorruptIndex,
     IndexNotFound,
@@ -17,21 +18,25 @@ from pixsearch.index.reader import (
 )
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import unit_vectors, write_shard
+from tests.fixtures.stores import HookedStore
 
 TAG = "test-model__none"
 DIM = 8
 
 
-def _index(store: ObjectStore, first: int, count: int) -> manifests.Manifest:
+def _index(
+    store: ObjectStore, first: int, count: int, removed: list[str] = ()
+) -> manifests.Manifest:
     keys = [f"images/aa/{n:064x}.png" for n in range(first, first + count)]
+    for key in keys:
+        store.put(key, b"image")  # recovery checks which images are still there
     shard = write_shard(store, TAG, keys, unit_vectors(count, DIM, first))
     return update.apply(
         store,
         TAG,
         [shard],
-        [],
-        flat_max=1000,
-        compact_segments=8,
+        removed,
+        limits=Limits(flat_max=1000, nlist=16),
         image_exists=lambda key: store.head(key) is not None,
     )
 
@@ -53,6 +58,29 @@ def test_snapshot_describes_the_current_version(store: ObjectStore):
     assert snapshot.search(unit_vectors(2, DIM, 99), k=0) == [[], []]
     with pytest.raises(ValueError, match="dim"):
         snapshot.search(unit_vectors(1, DIM + 1, 0), k=3)
+
+
+def test_a_new_version_reads_only_the_segments_it_adds(store: ObjectStore):
+    first = _index(store, 0, 4)
+    before = load_snapshot(store, TAG)
+    removed = "images/aa/" + f"{1:064x}.png"
+    store.delete(removed)
+    second = _index(store, 4, 3, removed=[removed])
+    counting = HookedStore(store)
+    after = load_snapshot(counting, TAG, previous=before)
+    (kept_id,) = {entry.id for entry in first.segments}
+    (new_id,) = {entry.id for entry in second.segments} - {kept_id}
+    read_segments = {key for key in counting.got if "/segments/" in key}
+    assert read_segments == {
+        layout.segment_key(TAG, new_id),
+        layout.segment_rows_key(TAG, new_id),
+        layout.segment_keys_key(TAG, new_id),
+    }
+    assert (after.version, after.vector_count, after.reused_count) == (2, 6, 1)
+    assert after._segments[kept_id].index is before._segments[kept_id].index  # shared
+    found = {hit.key for hit in after.search(unit_vectors(1, DIM, 5), k=10)[0]}
+    assert removed not in found and len(found) == 6
+    assert before.vector_count == 4  # the old snapshot is untouched for requests in flight
 
 
 def _damage_segment(store: ObjectStore, entry: manifests.SegmentEntry) -> None:

@@ -6,12 +6,13 @@ import faiss
 import numpy as np
 import pytest
 
-from pixsearch.embed.shard import Shard
+from pixsearch.index import compaction, update
 from pixsearch.index import manifest as manifests
-from pixsearch.index import update
+from pixsearch.index.compaction import Limits
+from pixsearch.index.quantizer import recall_at_k
 from pixsearch.index.reader import load_snapshot
 from pixsearch.index.rebuild import rebuild
-from pixsearch.index.segment import recall_at_k
+from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import unit_vectors, write_shard
 
@@ -32,8 +33,7 @@ def _apply(
         TAG,
         shards,
         removed,
-        flat_max=flat_max,
-        compact_segments=compact_segments,
+        limits=Limits(flat_max=flat_max, fanout=compact_segments, nlist=16),
         image_exists=lambda key: store.head(key) is not None,
     )
 
@@ -79,39 +79,53 @@ def test_removal_before_its_shard_keeps_the_image_out(store: ObjectStore):
 def test_removal_of_an_image_that_is_back_is_ignored(store: ObjectStore):
     key = _keys(0, 1)[0]
     store.put(key, b"re-uploaded")
-    assert _apply(store, [_shard(store, 0, 2)], removed=[key]).tombstones == frozenset()
+    assert not _apply(store, [_shard(store, 0, 2)], removed=[key]).tombstones
 
 
-def test_compaction_merges_segments_and_drops_tombstoned_rows(store: ObjectStore):
-    for first in range(0, 12, 3):
+def test_tiered_compaction_merges_similar_sizes_and_drops_tombstoned_rows(store: ObjectStore):
+    for first in range(0, 9, 3):
         published = _apply(store, [_shard(store, first, 3)], compact_segments=3)
-    assert (len(published.segments), published.vector_count) == (1, 12)
+    assert [entry.count for entry in published.segments] == [9]  # three of 3 -> one of 9
+    published = _apply(store, [_shard(store, 9, 3)], compact_segments=3)
+    assert sorted(entry.count for entry in published.segments) == [3, 9]  # sizes differ
     removed = _keys(4, 2)
     tombstoned = _apply(store, removed=removed, compact_segments=3)
-    assert tombstoned.vector_count == 10 and tombstoned.segments[0].dead == 2
-    for first in range(12, 18, 2):
-        published = _apply(store, [_shard(store, first, 2)], compact_segments=3)
-    assert len(published.segments) == 1
-    assert (published.segments[0].count, published.segments[0].dead) == (16, 0)
-    snapshot = load_snapshot(store, TAG)
-    assert snapshot.vector_count == 16
-    found = {hit.key for hit in snapshot.search(unit_vectors(1, DIM, 1), k=50)[0]}
-    assert found == set(_keys(0, 18)) - set(removed)
+    big = next(entry for entry in tombstoned.segments if entry.count == 9)
+    assert tombstoned.vector_count == 10 and big.dead == 2
+    for first in range(12, 30, 3):
+        published = _apply(store, [_shard(store, first, 3)], compact_segments=3)
+        tiers = [compaction.tier(entry, 3) for entry in published.segments]
+        assert all(tiers.count(t) < 3 for t in tiers)  # no tier is left full
+    assert published.vector_count == 28
+    merged_dead = [entry.dead for entry in published.segments if entry.count > 9]
+    assert merged_dead == [0]  # the merge that took the 9 left its tombstoned rows behind
+    found = {hit.key for hit in load_snapshot(store, TAG).search(unit_vectors(1, DIM, 1), k=50)[0]}
+    assert found == set(_keys(0, 30)) - set(removed)
 
 
-def test_large_segments_are_ivf_with_calibrated_recall(store: ObjectStore):
+def test_merged_segments_turn_ivf_with_calibrated_recall(store: ObjectStore):
     vectors_and_queries = unit_vectors(3100, DIM, 3, clusters=40)
     vectors, queries = vectors_and_queries[:3000], vectors_and_queries[3000:]
     keys = _keys(0, 3000)
-    published = _apply(store, [write_shard(store, TAG, keys, vectors)], flat_max=500)
+    for first in range(0, 3000, 1000):
+        shard = write_shard(store, TAG, keys[first : first + 1000], vectors[first : first + 1000])
+        published = _apply(store, [shard], flat_max=500, compact_segments=3)
     (entry,) = published.segments
-    assert entry.kind == "ivf" and entry.factory.startswith("IVF")
-    assert entry.params["nprobe"] >= 1
+    assert entry.kind == "ivf" and entry.factory == published.quantizer.factory
+    assert entry.quantizer == published.quantizer.id
+    assert entry.params["nprobe"] == published.quantizer.nprobe >= 1
     _, exact = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
     hits = load_snapshot(store, TAG).search(queries, k=10)
     position = {key: i for i, key in enumerate(keys)}
     found = np.array([[position[hit.key] for hit in row] for row in hits])
     assert recall_at_k(found, exact) >= 0.95
+    trained = published.quantizer
+    more_keys, more = _keys(5000, 3000), unit_vectors(3000, DIM, 4, clusters=40)
+    for first in range(0, 3000, 1000):
+        shard = write_shard(store, TAG, more_keys[first : first + 1000], more[first : first + 1000])
+        published = _apply(store, [shard], flat_max=500, compact_segments=3)
+    assert published.quantizer == trained  # trained once; the second IVF segment reuses it
+    assert [entry.quantizer for entry in published.segments] == [trained.id] * 2
 
 
 def test_rebuild_recovers_from_the_shards_alone(store: ObjectStore):
@@ -121,9 +135,9 @@ def test_rebuild_recovers_from_the_shards_alone(store: ObjectStore):
         store.put(key, b"image")
     store.delete(_keys(2, 1)[0])
     store.delete(manifests.layout.manifest_key(TAG))
-    rebuilt = rebuild(store, TAG, flat_max=1000)
+    rebuilt = rebuild(store, TAG, limits=Limits(flat_max=1000, nlist=16))
     assert (rebuilt.version, rebuilt.vector_count, len(rebuilt.segments)) == (3, 7, 1)
-    assert rebuilt.tombstones == {_keys(2, 1)[0]}
+    assert set(rebuilt.tombstones) == {_keys(2, 1)[0]}
     assert load_snapshot(store, TAG).vector_count == 7
 
 
@@ -141,4 +155,4 @@ def test_an_image_uploaded_again_after_its_removal_comes_back(store: ObjectStore
     store.put(key, b"uploaded again")
     again = write_shard(store, TAG, [key], unit_vectors(1, DIM, 42))
     published = _apply(store, [again])
-    assert (published.vector_count, published.tombstones) == (3, frozenset())
+    assert published.vector_count == 3 and not published.tombstones

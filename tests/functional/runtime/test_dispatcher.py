@@ -12,7 +12,7 @@ from pixsearch import status, topology
 from pixsearch.events import ObjectEvent, each, process_batch
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore, client
-from tests.fixtures.aws import receive_all
+from tests.fixtures.aws import notification_keys, receive_all
 
 
 def recording_handler(calls: Counter[str], fail_when: str | None = None):
@@ -39,16 +39,15 @@ def test_one_failing_record_is_retried_then_dead_lettered(settings, queues, stor
 
     assert calls["images/aa/good-1.jpg"] == 1
     assert calls["images/cc/good-2.jpg"] == 1
-    assert calls["images/bb/bad.jpg"] == 2  # maxReceiveCount 2, then the redrive policy acts
+    # maxReceiveCount deliveries, then the redrive policy acts
+    assert calls["images/bb/bad.jpg"] == topology.stage("embed").max_receive_count
     embed_status = status.collect(settings)["stages"]["embed"]
     assert embed_status == {"queued": 0, "in_flight": 0, "dead_letters": 1}
     assert "embed" in status.render(status.collect(settings))
     dead = receive_all(queues["embed"].dlq)
-    assert [json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"] for m in dead] == [
-        "images%2Fbb%2Fbad.jpg"
-    ]
+    assert notification_keys(dead) == ["images/bb/bad.jpg"]
     assert receive_all(queues["embed"].queue, wait_s=0) == []
-    assert dispatcher.stats["embed"].failed_records == 2
+    assert dispatcher.stats["embed"].failed_records == topology.stage("embed").max_receive_count
 
 
 def test_duplicate_delivery_calls_the_handler_again(settings, queues, store: ObjectStore):
@@ -116,7 +115,7 @@ def test_a_handler_that_raises_fails_the_whole_batch(settings, queues, store: Ob
     assert len([n for n in attempts if n]) >= 2
     assert dispatcher.stats["download"].errors == len(attempts)
     dead = receive_all(queues["download"].dlq)
-    assert any("urls%2Flist.txt" in m["Body"] for m in dead)
+    assert "urls/list.txt" in notification_keys(dead)
 
 
 def test_stages_without_a_handler_are_reported_absent(settings, queues):
@@ -174,3 +173,44 @@ def test_stopping_makes_records_awaiting_a_retry_visible(settings, queues, store
 
     waiting = [m for m in receive_all(queues["embed"].queue, wait_s=0) if "bad.jpg" in m["Body"]]
     assert len(waiting) == 1
+
+
+def test_a_handler_past_its_timeout_has_its_batch_redelivered_then_dead_lettered(
+    settings, queues, store: ObjectStore
+):
+    calls: Counter[str] = Counter()
+    release = threading.Event()
+
+    def hangs(event: dict[str, Any], context: Any) -> None:
+        for record in event["Records"]:
+            calls[record["messageId"], record["body"]] += 1
+        release.wait(30)  # a stuck download, say: far past the function timeout
+
+    dispatcher = Dispatcher(settings, queues, {"download": hangs}, {"download": 0.5})
+    sqs = client("sqs")
+    sqs.send_message(QueueUrl=queues["download"].queue, MessageBody="stuck")
+    try:
+        dispatcher.drain(timeout_s=60)
+    finally:
+        release.set()
+
+    max_receives = topology.stage("download").max_receive_count
+    assert dispatcher.stats["download"].timeouts >= max_receives
+    assert [m["Body"] for m in receive_all(queues["download"].dlq) if m["Body"] == "stuck"]
+    (message_id,) = [mid for (mid, body), count in calls.items() if body == "stuck"]
+    assert calls[message_id, "stuck"] == max_receives
+    assert dispatcher.journal.read()[message_id].reason == "Task timed out after 0.50 seconds"
+
+
+def test_the_first_failure_reason_of_each_record_is_noted(settings, queues, store: ObjectStore):
+    calls: Counter[str] = Counter()
+    dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls, "bad")})
+    store.put("images/bb/bad.jpg", b"bytes")
+    store.put("images/cc/good.jpg", b"bytes")
+
+    dispatcher.drain(timeout_s=60)
+
+    (dead,) = receive_all(queues["embed"].dlq)
+    note = dispatcher.journal.read()[dead["MessageId"]]
+    assert (note.stage, note.reason) == ("embed", "ValueError: cannot handle images/bb/bad.jpg")
+    assert len(dispatcher.journal.read()) == 1

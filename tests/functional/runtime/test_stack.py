@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, free_port
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port
+from tests.fixtures.aws import notification_keys
+from tests.fixtures.stack import RunningStack
 
 
 def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
@@ -29,49 +29,22 @@ def stack_env(data_dir: Path, moto_port: int) -> dict[str, str]:
     return env
 
 
-class RunningStack:
-    def __init__(self, env: dict[str, str], *extra: str) -> None:
-        self.env = env
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp", *extra],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            if "Press Ctrl-C" in line:
-                return
-        self.stop()
-        raise AssertionError("stack did not come up:\n" + "".join(self.output))
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        rest, _ = self.process.communicate(timeout=60)
-        self.output.append(rest or "")
-        return "".join(self.output)
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield stack_env(tmp_path / "data", free_port())
 
 
+def client_options(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "endpoint_url": f"http://127.0.0.1:{env['PIXSEARCH_MOTO_PORT']}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
 def s3_for(env: dict[str, str]):
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{env['PIXSEARCH_MOTO_PORT']}",
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    return boto3.client("s3", **client_options(env))
 
 
 def status_json(env: dict[str, str]) -> dict:
@@ -87,8 +60,9 @@ def status_json(env: dict[str, str]) -> dict:
 
 
 def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
-    stack = RunningStack(env)
+    stack = RunningStack(env, "--stages", "download")
     s3 = s3_for(env)
+    s3.put_object(Bucket="stack-test", Key="images/ab/pending.jpg", Body=b"not handled here")
     s3.put_object(
         Bucket="stack-test",
         Key="maps/kept/00000.jsonl",
@@ -99,17 +73,22 @@ def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
     assert status_json(env)["objects"]["maps"] == 1
     output = stack.stop()
     assert stack.process.returncode == 0, output
-    assert "saved 1 objects" in output
     with pytest.raises(Exception):  # noqa: B017 - any connection error: moto is gone
         s3_for(env).list_buckets()
 
-    stack = RunningStack(env)
+    stack = RunningStack(env, "--stages", "download")
     try:
         kept = s3_for(env).get_object(Bucket="stack-test", Key="maps/kept/00000.jsonl")
         assert kept["Body"].read() == b'{"url": "u"}\n'
         assert kept["ContentType"] == "application/x-ndjson"
         assert kept["Metadata"] == {"source-url": "http://example.com/a b"}
-        assert status_json(env)["stages"]["download"]["dead_letters"] == 0
+        state = status_json(env)
+        assert state["stages"]["download"]["dead_letters"] == 0
+        # The embed message waiting at stop is still there, once: nothing is sent again.
+        sqs = boto3.client("sqs", **client_options(env))
+        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
+        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
     finally:
         stack.stop()
 
@@ -142,3 +121,46 @@ def test_an_unknown_stage_is_refused_before_anything_starts(env):
     )
     assert result.returncode == 1
     assert "unknown stage(s) resize" in result.stderr
+
+
+def test_an_external_endpoint_gets_what_is_missing_and_nothing_else_changes(
+    emulator, settings, tmp_path
+):
+    """Only AWS_ENDPOINT_URL_S3/_SQS set: no local emulator starts, existing config stays."""
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket=settings.bucket)
+    theirs = sqs.create_queue(
+        QueueName=f"{settings.queue_prefix}download", Attributes={"VisibilityTimeout": "123"}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=theirs, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    their_rules = {
+        "QueueConfigurations": [
+            {"Id": "theirs", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]},
+        ]
+    }
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.bucket, NotificationConfiguration=their_rules
+    )
+    env = stack_env(tmp_path / "external", free_port())
+    env.update(
+        {k: v for k, v in os.environ.items() if k in LOCAL_CREDENTIALS},
+        AWS_ENDPOINT_URL_S3=emulator.endpoint_url,
+        AWS_ENDPOINT_URL_SQS=emulator.endpoint_url,
+        PIXSEARCH_BUCKET=settings.bucket,
+        PIXSEARCH_QUEUE_PREFIX=settings.queue_prefix,
+    )
+
+    output = RunningStack(env).stop()
+
+    assert "object store (AWS_ENDPOINT_URL_S3)" in output
+    assert emulator.endpoint_url in output
+    assert not list((tmp_path / "external").glob("*.log")), "a local emulator was started"
+    attributes = sqs.get_queue_attributes(QueueUrl=theirs, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "123"
+    assert "RedrivePolicy" not in attributes
+    rules = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
+    assert [rule["Id"] for rule in rules["QueueConfigurations"]] == ["theirs"]
+    created = sqs.get_queue_url(QueueName=f"{settings.queue_prefix}embed-dlq")["QueueUrl"]
+    assert created

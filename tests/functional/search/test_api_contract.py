@@ -8,11 +8,10 @@ import pytest
 
 from pixsearch.config import Settings
 from pixsearch.inference import ClipModel
-from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import make_image
-from tests.fixtures.model import StoredImage, store_images
+from tests.fixtures.model import StoredImage
 from tests.fixtures.search import ADAPTERS, ApiClient, ApiResponse
 
 
@@ -86,6 +85,16 @@ def test_undecodable_upload_is_422(api: ApiClient, data: bytes) -> None:
     assert_error(api.upload(data), 422, "invalid_image")
 
 
+def test_an_upload_pillow_itself_trips_over_is_422(api: ApiClient) -> None:
+    """A TIFF tag of the wrong type makes Pillow raise TypeError (not one of its usual
+    decoding errors): still the client's bad image, never a 500."""
+    data = bytearray(make_image(size=(16, 12), fmt="TIFF"))
+    data[72] = 2  # the type of a tag's value: SHORT -> ASCII
+    response = api.upload(bytes(data))
+    assert_error(response, 422, "invalid_image")
+    assert "TypeError" in response.body["error"]["message"]
+
+
 def test_upload_without_image_is_400(api: ApiClient) -> None:
     assert_error(api.upload(None, {"k": "3"}), 400, "missing_query")
 
@@ -96,6 +105,18 @@ def test_upload_with_bad_k_is_400(api: ApiClient) -> None:
 
 def test_unknown_image_key_is_404(api: ApiClient) -> None:
     assert_error(api.search(image_key="images/00/missing.png"), 404, "image_not_found")
+
+
+def test_an_image_key_the_store_cannot_serve_is_503(
+    tiny_model: ClipModel, settings: Settings, bucket_store: ObjectStore
+) -> None:
+    """S3 answering something other than NoSuchKey (here NoSuchBucket) is the service's
+    trouble, said as a 503 with a code, not a 500."""
+    service = SearchService(settings, ObjectStore(f"{settings.bucket}-missing"))
+    for adapter in ADAPTERS:
+        response = ApiClient(adapter, service).search(image_key="images/00/x.png")
+        assert_error(response, 503, "storage_unavailable")
+        assert "NoSuchBucket" in response.body["error"]["message"]
 
 
 def test_image_url_to_a_private_address_is_refused(api: ApiClient) -> None:
@@ -116,13 +137,6 @@ def test_without_an_index_search_and_health_are_503(api: ApiClient) -> None:
     assert health.body["status"] == "unavailable"
     assert "no index" in health.body["reason"]
     assert health.body["index_version"] is None
-
-
-@pytest.fixture
-def indexed(tiny_model: ClipModel, store: ObjectStore, pipeline: Dispatcher) -> list[StoredImage]:
-    images = store_images(store, 6)
-    pipeline.drain()
-    return images
 
 
 def test_text_search_answers_the_documented_shape(

@@ -23,7 +23,8 @@ def service(
     store: ObjectStore,
     pipeline: Dispatcher,
 ) -> SearchService:
-    return SearchService(settings, store)
+    allowed = settings.model_copy(update={"search_image_url_allow": image_server.allow_entry})
+    return SearchService(allowed, store)
 
 
 def query(service: SearchService, url: str):
@@ -71,17 +72,21 @@ def test_unusable_urls_are_4xx_with_the_fetch_reason(
 def test_oversized_image_url_is_413(
     service: SearchService, image_server: ImageServer, settings: Settings
 ) -> None:
-    small = SearchService(settings.model_copy(update={"search_upload_max_bytes": 1000}))
+    small = SearchService(service.settings.model_copy(update={"search_upload_max_bytes": 1000}))
     url = image_server.add_bytes("big.bin", b"\xff" * 5000, "image/jpeg")
     with pytest.raises(SearchError) as caught:
         query(small, url)
     assert (caught.value.status, caught.value.code) == (413, "upload_too_large")
 
 
-def test_loopback_is_refused_without_the_allow_list(
+def test_loopback_is_refused_without_the_search_allow_list(
     tiny_model: ClipModel, settings: Settings, store: ObjectStore, image_server: ImageServer
 ) -> None:
-    strict = SearchService(settings.model_copy(update={"download_allow": ""}), store)
+    """The downloader may fetch from the image server (its allow-list names it); an
+    image_url query from the public API may not: it has its own list, empty by default."""
+    assert image_server.allow_entry in settings.download_allow
+    assert settings.search_image_url_allow == ""
+    strict = SearchService(settings, store)
     url = image_server.add_bytes("x.png", b"png", "image/png")
     with pytest.raises(SearchError) as caught:
         query(strict, url)

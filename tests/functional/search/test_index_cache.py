@@ -11,6 +11,7 @@ from pixsearch.search.errors import Unavailable
 from pixsearch.search.index_cache import IndexCache
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import store_images
+from tests.fixtures.search import reloaded
 
 
 class Clock:
@@ -43,8 +44,11 @@ def test_new_versions_are_picked_up_only_once_the_interval_has_passed(
     clock.now += 4.9
     assert cache.current() is first
     clock.now += 0.1
-    second = cache.current()
+    assert cache.current() is first  # the request is not held up: the reload runs aside
+    second = reloaded(cache)
+    assert cache.current() is second
     assert second.version > first.version
+    assert second.reused_count >= 1  # only the new segments were read
     assert second.vector_count == 5
     assert cache.state.problem is None
 

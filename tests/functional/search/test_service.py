@@ -11,6 +11,8 @@ import pytest
 
 from pixsearch import layout
 from pixsearch.config import Settings
+from pixsearch.index import update
+from pixsearch.index.compaction import Limits
 from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.errors import NotFound, SearchError
@@ -18,6 +20,7 @@ from pixsearch.search.requests import build_request
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import StoredImage, store_images
+from tests.fixtures.search import reloaded
 
 
 @pytest.fixture
@@ -133,6 +136,8 @@ def test_new_index_version_is_seen_after_the_refresh_interval(
     assert patient.search(request).index_version == before.index_version
     added = store_images(store, 3, first=100)
     pipeline.drain()
+    assert fresh.search(request).index_version == before.index_version  # reload runs aside
+    reloaded(fresh.index)
     after = fresh.search(request)
     assert after.index_version > before.index_version
     assert {image.key for image in added} <= {result.key for result in after.results}
@@ -150,7 +155,8 @@ def test_requests_in_flight_keep_their_snapshot_across_a_swap(
     old = service.index.current()
     store_images(store, 2, first=200)
     pipeline.drain()
-    new = service.index.current()
+    assert service.index.current() is old  # the reload runs aside
+    new = reloaded(service.index)
     assert new.version > old.version
     query = service.embed(build_request(settings, k=1, min_score=None, text="x"))
     assert len(old.search(query.reshape(1, -1), 50)[0]) == len(indexed)
@@ -168,6 +174,7 @@ def test_a_refused_new_manifest_keeps_the_old_index_serving_degraded(
     response = service.search(request)
     assert response.index_version == version
     assert response.results[0].key == indexed[0].key
+    reloaded(service.index)
     health = service.health()
     assert (health.status, health.http_status) == ("degraded", 200)
     assert "manifest" in health.reason
@@ -198,7 +205,7 @@ def test_concurrent_searches_during_refreshes_all_succeed(
         pipeline.drain()
         stop.set()
         assert all(future.result(timeout=60) > 0 for future in futures)
-    assert service.index.current().vector_count == len(indexed) + 2
+    assert reloaded(service.index).vector_count == len(indexed) + 2
 
 
 def test_a_deleted_image_disappears_from_results(
@@ -212,6 +219,7 @@ def test_a_deleted_image_disappears_from_results(
     assert indexed[4].key in {result.key for result in service.search(query).results}
     store.delete(indexed[4].key)
     pipeline.drain()
+    reloaded(service.index)
     keys = {result.key for result in service.search(query).results}
     assert keys == {image.key for image in indexed} - {indexed[4].key}
 
@@ -239,3 +247,19 @@ def test_missing_model_weights_are_503_with_the_setting_to_change(
     broken.start_warmup().join(timeout=60)
     health = broken.health()
     assert (health.status, health.http_status, health.model_loaded) == ("unavailable", 503, False)
+
+
+def test_a_removal_before_any_image_is_an_empty_index_not_an_outage(
+    tiny_model: ClipModel, service: SearchService, settings: Settings, store: ObjectStore
+) -> None:
+    update.apply(
+        store,
+        settings.model_tag,
+        [],
+        [layout.image_key("0" * 64, "png")],
+        limits=Limits.from_settings(settings),
+        image_exists=lambda key: store.head(key) is not None,
+    )
+    response = service.search(build_request(settings, k=5, min_score=None, text="a red circle"))
+    assert response.results == []
+    assert response.index_version == 1

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.webui.api_client import BAD_RESPONSE, UNREACHABLE, ApiError, SearchApi
 from tests.fixtures.images import ImageServer
 from tests.fixtures.model import StoredImage

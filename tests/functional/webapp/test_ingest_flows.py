@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from pixsearch.config import Settings
 from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from pixsearch.storage import ObjectStore, client
 from tests.fixtures.images import ImageServer
 
@@ -44,7 +44,7 @@ def test_pasted_urls_are_ingested_and_their_progress_and_failures_shown(
     pipeline.drain()
     app.run()
     assert not app.exception
-    assert app.selectbox(key="watched_list").value == "holiday"
+    assert app.selectbox(key="watched_list").value == "holiday.txt"
     assert metrics(app) == {
         "URLs done": "6 / 6",
         "Downloaded": "3",
@@ -61,7 +61,7 @@ def test_pasted_urls_are_ingested_and_their_progress_and_failures_shown(
     assert list(queues["stage"]) == ["download", "embed", "index"]
     assert list(queues["dead letters"]) == [0, 0, 0]
     done = [s.value for s in app.tabs[1].success]
-    assert "'holiday' is done: 3 image(s) searchable, 3 URL(s) failed." in done
+    assert "'holiday.txt' is done: 3 image(s) searchable, 3 URL(s) failed." in done
 
 
 def test_uploaded_csv_list_is_stored_under_its_format(

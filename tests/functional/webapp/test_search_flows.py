@@ -6,7 +6,7 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from pixsearch.runtime.moto_server import free_port
+from pixsearch.runtime.emulator import free_port
 from tests.fixtures.model import StoredImage
 
 

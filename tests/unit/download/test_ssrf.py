@@ -185,3 +185,18 @@ def test_resolver_checks_literals_it_is_handed() -> None:
     resolver = _FixedResolver(DENY_ALL, {})
     with pytest.raises(BlockedAddress):
         asyncio.run(resolver.resolve("2130706433", 80))
+
+
+def test_a_public_hop_closes_the_allow_list_for_the_rest_of_the_chain():
+    """A public server redirecting into an allow-listed range is refused; a chain that
+    stays inside the allow-list keeps it."""
+    policy = AddressPolicy.from_allow_list("127.0.0.1:8080,10.1.0.0/16")
+    loopback, private = ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("10.1.2.3")
+    after_public = policy.after_hop_to(ipaddress.ip_address("93.184.216.34"))
+    for address, port in ((loopback, 8080), (private, 80)):
+        policy.check_address(address, port)
+        with pytest.raises(BlockedAddress):
+            after_public.check_address(address, port)
+    after_public.check_address(ipaddress.ip_address("93.184.216.35"), 443)
+    assert policy.after_hop_to(loopback) is policy
+    assert policy.after_hop_to(None) == after_public  # unknown peer: the strict side

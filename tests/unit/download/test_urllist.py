@@ -10,7 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pixsearch.download.urllist import BadRow, UrlEntry, UrlListError, list_format, parse_url_list
+from pixsearch.download.urllist import (
+    BadRow,
+    UrlEntry,
+    UrlListError,
+    list_format,
+    parse_url_list,
+    parse_url_list_stream,
+)
 
 A = "http://a.example/1.jpg"
 B = "https://b.example/2.png?x=1"
@@ -118,3 +125,31 @@ def test_unreadable_parquet_and_unknown_format() -> None:
 def test_empty_list_has_no_rows() -> None:
     assert parse_url_list(b"", "urls/x.txt") == []
     assert parse_url_list(b"url\n", "urls/x.csv") == []
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_a_streamed_text_list_gives_the_rows_of_the_whole_one(newline: str, gzipped: bool):
+    lines = ["\ufeff# urls", "http://a.example/1.jpg", "", "  http://b.example/2.png  ", "nope"]
+    data = (newline.join(lines * 20) + newline).encode()
+    data = gzip.compress(data) if gzipped else data
+    whole = parse_url_list(data, "urls/a.txt")
+    for size in (1, 2, 5, 64, len(data)):
+        chunks = (data[i : i + size] for i in range(0, len(data), size))
+        assert parse_url_list_stream(chunks, "urls/a.txt") == whole
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_a_streamed_list_over_the_cap_is_refused_without_reading_it_all(gzipped: bool):
+    data = b"http://a.example/x.jpg\n" * 1000
+    data = gzip.compress(data) if gzipped else data
+    read: list[int] = []
+
+    def chunks():
+        for i in range(0, len(data), 100):
+            read.append(i)
+            yield data[i : i + 100]
+
+    with pytest.raises(UrlListError, match="more than 500 bytes"):
+        parse_url_list_stream(chunks(), "urls/a.txt", max_bytes=500)
+    assert len(read) < len(range(0, len(data), 100))  # it stopped before the end

@@ -6,17 +6,46 @@ import json
 
 import pytest
 
-from pixsearch.index.manifest import CorruptIndex, Manifest, SegmentEntry, parse
+from pixsearch.index.manifest import (
+    CorruptIndex,
+    Manifest,
+    QuantizerEntry,
+    SegmentEntry,
+    ShardSetEntry,
+    parse,
+)
 
 TAG = "m__none"
 
 
+QUANTIZER = QuantizerEntry("q" * 32, "9" * 64, "IVF128,SQ8", 128, 8)
+
+
 def _manifest() -> Manifest:
     segments = (
-        SegmentEntry("a" * 32, 10, "flat", "Flat", "1" * 64, "2" * 64, dead=2),
-        SegmentEntry("b" * 32, 5000, "ivf", "IVF128,Flat", "3" * 64, "4" * 64, {"nprobe": 8}),
+        SegmentEntry("a" * 32, 10, "flat", "Flat", "1" * 64, "2" * 64, "5" * 64, dead=2),
+        SegmentEntry(
+            "b" * 32,
+            5000,
+            "ivf",
+            "IVF128,SQ8",
+            "3" * 64,
+            "4" * 64,
+            "6" * 64,
+            "q" * 32,
+            {"nprobe": 8},
+        ),
     )
-    return Manifest(TAG, 32, 7, segments, frozenset({"s1", "s2"}), frozenset({"images/x.png"}))
+    return Manifest(
+        TAG,
+        32,
+        7,
+        segments,
+        frozenset({"s1", "s2"}),
+        {"images/x.png": 1_700_000_000.0},
+        QUANTIZER,
+        ShardSetEntry("z" * 32, "8" * 64, 300),
+    )
 
 
 def test_round_trip_and_live_count():
@@ -32,7 +61,8 @@ def test_round_trip_and_live_count():
         {"vector_count": 5009},
         {"version": 8},
         {"shards": ["s1"]},
-        {"format": 2},
+        {"format": 1},
+        {"tombstones": {}},
     ],
 )
 def test_any_change_without_a_new_checksum_is_refused(change: dict):
@@ -47,6 +77,6 @@ def test_inconsistent_or_foreign_manifests_are_refused():
         parse(_manifest().to_json(), "other__none")
     with pytest.raises(CorruptIndex, match="unreadable"):
         parse(b"not json", TAG)
-    bad_kind = Manifest(TAG, 32, 1, (SegmentEntry("c" * 32, 1, "lsh", "LSH", "", ""),))
+    bad_kind = Manifest(TAG, 32, 1, (SegmentEntry("c" * 32, 1, "lsh", "LSH", "", "", ""),))
     with pytest.raises(CorruptIndex, match="bad kind"):
         parse(bad_kind.to_json(), TAG)

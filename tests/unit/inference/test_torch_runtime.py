@@ -69,7 +69,8 @@ def test_weights_load_from_a_local_checkpoint(tiny_model: ClipModel, tmp_path: P
         torch.testing.assert_close(value, state[name])
     image = _image((120, 60, 30), "triangle")
     assert not np.allclose(loaded.encode_images([image]), tiny_model.encode_images([image]))
-    assert loaded.tag == "pixsearch-tiny__tiny-trained.pt"
+    assert loaded.tag == Settings(model=TINY_MODEL, pretrained=str(checkpoint)).model_tag
+    assert loaded.tag.startswith("pixsearch-tiny__tiny-trained.pt-")
 
 
 @pytest.mark.parametrize("content", [None, b"not a checkpoint"])

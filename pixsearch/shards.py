@@ -1,9 +1,12 @@
-"""Embedding shards: ``{shard}.ids.json`` (who the rows are) and ``{shard}.npy`` (the vectors).
+"""The embedding shard format the embed stage writes and the index stage reads.
+
+``{shard}.ids.json`` (who the rows are) and ``{shard}.npy`` (the vectors).
 
 The ids file is written first, so whoever sees the ``.npy`` (the index stage,
 triggered by its creation) can always read the rows' identities. Both are
-immutable and named by a digest of the batch's ``(key, etag)`` pairs, so a
-redelivered batch writes nothing new.
+immutable and named by a digest of the batch's ``(key, etag, last modified)``
+triples, so a redelivered batch writes nothing new, while an image deleted and
+uploaded again with the same bytes makes a new shard (and so a new index event).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +38,11 @@ class ShardRow:
     source_url: str | None
     width: int
     height: int
+    modified: str = ""  # the image object's Last-Modified (ISO 8601): which upload this is
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        return (self.key, self.etag, self.modified) if self.modified else (self.key, self.etag)
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,9 @@ class Shard:
         return int(self.vectors.shape[1])
 
 
-def shard_id(pairs: list[tuple[str, str]]) -> str:
-    """A deterministic id for a batch: the same ``(key, etag)`` set gives the same id."""
-    digest = hashlib.sha256("\n".join(f"{k}\t{e}" for k, e in sorted(set(pairs))).encode())
+def shard_id(identities: Iterable[tuple[str, ...]]) -> str:
+    """A deterministic id for a batch: the same set of row identities gives the same id."""
+    digest = hashlib.sha256("\n".join("\t".join(i) for i in sorted(set(identities))).encode())
     return digest.hexdigest()[:32]
 
 
@@ -58,7 +67,7 @@ def write(store: ObjectStore, model_tag: str, rows: list[ShardRow], vectors: np.
     """Write ids file then vectors (each only if absent); returns the shard id."""
     if len(rows) != len(vectors):
         raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
-    identifier = shard_id([(row.key, row.etag) for row in rows])
+    identifier = shard_id(row.identity for row in rows)
     ids = {
         "format": FORMAT,
         "model_tag": model_tag,

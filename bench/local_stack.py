@@ -1,0 +1,243 @@
+"""The local stack's backends side by side: end to end ingest, restart, memory.
+
+    python bench/local_stack.py [--images 2000] [--restart 10000,100000] [--skip-ingest]
+
+For each backend of ``pixsearch.runtime.emulator`` in one run:
+
+1. ingest: ``pixsearch up`` (tiny model, no API, no web app) and ``pixsearch
+   ingest`` of N images from a loopback nginx (bench/loopback.py); images/s for
+   the download (the list summary's own duration) and end to end (upload to all
+   searchable), CPU ms per image of the emulator and of the stage runner, and
+   their peak RSS.
+2. restart: a data directory holding N objects, then the time from starting
+   the emulator to the last object being readable, and its RSS: first over the
+   files alone (MiniStack's own full scan), then again after a clean stop (the
+   snapshot of pixsearch/runtime/ministack_fixes.py). Objects are written
+   straight into MiniStack's on-disk layout (a body file plus its
+   ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
+   keeps nothing across restarts, so it has no row.
+3. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
+
+Writes a section to bench/RESULTS.md and prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import boto3  # noqa: E402
+from loopback import Nginx, make_images, size_stats, write_url_list  # noqa: E402
+
+from pixsearch.runtime.emulator import (  # noqa: E402
+    BACKENDS,
+    LOCAL_CREDENTIALS,
+    EmulatorProcess,
+    free_port,
+    launch,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def boto(service: str, endpoint: str):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, float]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
+    env.update(
+        LOCAL_CREDENTIALS,
+        PYTHONPATH=str(ROOT),
+        PIXSEARCH_LOCAL_BACKEND=backend,
+        PIXSEARCH_MOTO_PORT=str(port),
+        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}"),
+        PIXSEARCH_MODEL="pixsearch-tiny",
+        PIXSEARCH_PRETRAINED="",
+        PIXSEARCH_DOWNLOAD_ALLOW=f"127.0.0.1:{nginx_port}",
+    )
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert stack.stdout is not None
+        for line in stack.stdout:
+            if "Press Ctrl-C" in line:
+                break
+        else:
+            raise RuntimeError(f"{backend}: pixsearch up did not come up")
+        (emulator_pid,) = children(stack.pid)
+        before = {"emulator": cpu_s(emulator_pid), "stages": cpu_s(stack.pid)}
+        urls = write_url_list(nginx_port, count)
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "pixsearch.cli", "ingest", str(urls), "--timeout", "1200"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        searchable_s = time.monotonic() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"{backend}: ingest failed: {result.stderr[-2000:]}")
+        after = {"emulator": cpu_s(emulator_pid), "stages": cpu_s(stack.pid)}
+        download_s = float(result.stdout.split("took ")[1].split("s")[0])
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "pixsearch.cli", "status", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        searchable = int(result.stderr.rsplit(" images searchable", 1)[0].split()[-1])
+        return {
+            "images": count,
+            "searchable": searchable,
+            "dead_letters": sum(s["dead_letters"] for s in status["stages"].values()),
+            "download_images_per_s": round(count / download_s, 1),
+            "end_to_end_images_per_s": round(count / searchable_s, 1),
+            "end_to_end_s": round(searchable_s, 1),
+            "emulator_cpu_ms_per_image": round(
+                1000 * (after["emulator"] - before["emulator"]) / count, 1
+            ),
+            "stages_cpu_ms_per_image": round(
+                1000 * (after["stages"] - before["stages"]) / count, 1
+            ),
+            "emulator_peak_rss_mb": round(rss_mb(emulator_pid, "VmHWM"), 1),
+            "stages_peak_rss_mb": round(rss_mb(stack.pid, "VmHWM"), 1),
+        }
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=120)
+
+
+def fill_ministack_dir(data_dir: Path, bucket: str, count: int) -> None:
+    """``count`` small objects in MiniStack's on-disk layout (a body file + its sidecar)."""
+    root = data_dir / "s3" / "000000000000" / bucket / "images"
+    for n in range(count):
+        body = f"object {n}".encode().ljust(1024, b".")
+        digest = hashlib.sha256(str(n).encode()).hexdigest()
+        folder = root / digest[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        key = f"images/{digest[:2]}/{digest}.jpg"
+        (folder / f"{digest}.jpg").write_bytes(body)
+        meta = {
+            "content_type": "image/jpeg",
+            "etag": f'"{hashlib.md5(body).hexdigest()}"',  # noqa: S324 - S3's ETag is MD5
+            "last_modified": "2026-01-01T00:00:00.000Z",
+            "size": len(body),
+            "metadata": {},
+            "key": key,
+        }
+        (folder / f"{digest}.jpg.meta.json").write_text(json.dumps(meta))
+
+
+def restart(count: int, work: Path) -> dict[str, float]:
+    """Start over ``count`` objects twice: files only (MiniStack's full scan), then after a
+    clean stop (pixsearch's metadata snapshot, pixsearch/runtime/ministack_fixes.py)."""
+    data_dir = work / f"restart-{count}"
+    bucket = "restart-bench"
+    fill_ministack_dir(data_dir, bucket, count)
+    last = hashlib.sha256(str(count - 1).encode()).hexdigest()
+    figures: dict[str, float] = {"objects": count}
+    for label in ("first_start_full_scan", "restart_after_clean_stop"):
+        emulator = launch("ministack", port=free_port(), data_dir=data_dir, log_path=work / "r.log")
+        started = time.monotonic()
+        emulator.start()
+        try:
+            s3 = boto("s3", emulator.endpoint_url)
+            s3.head_object(Bucket=bucket, Key=f"images/{last[:2]}/{last}.jpg")
+            figures[f"{label}_ready_s"] = round(time.monotonic() - started, 2)
+            assert emulator.process is not None
+            figures[f"{label}_rss_mb"] = round(rss_mb(emulator.process.pid), 1)
+        finally:
+            emulator.stop()
+    return figures
+
+
+def memory_vs_bytes(backend: str, work: Path) -> dict[str, float]:
+    emulator: EmulatorProcess = launch(
+        backend,
+        port=free_port(),
+        data_dir=work / f"bytes-{backend}" if backend == "ministack" else None,
+        log_path=work / f"bytes-{backend}.log",
+    ).start()
+    try:
+        assert emulator.process is not None
+        s3 = boto("s3", emulator.endpoint_url)
+        s3.create_bucket(Bucket="bytes-bench")
+        figures = {"start_rss_mb": round(rss_mb(emulator.process.pid), 1)}
+        for label, size in (("1kb", 1024), ("1mb", 1024 * 1024)):
+            for n in range(200):
+                s3.put_object(Bucket="bytes-bench", Key=f"{label}/{n}", Body=os.urandom(size))
+            figures[f"rss_after_200x{label}_mb"] = round(rss_mb(emulator.process.pid), 1)
+        return figures
+    finally:
+        emulator.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--restart", default="10000,100000")
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
+    results: dict[str, object] = {"work": str(work)}
+    if not args.skip_ingest:
+        folder = make_images(args.images)
+        results["image_sizes"] = size_stats(folder)
+        with Nginx(folder) as nginx:
+            results["ingest"] = {b: ingest(b, args.images, nginx.port, work) for b in BACKENDS}
+    results["restart"] = [restart(int(n), work) for n in args.restart.split(",") if n]
+    if not args.skip_memory:
+        results["memory_vs_bytes"] = {b: memory_vs_bytes(b, work) for b in BACKENDS}
+    print(json.dumps(results, indent=2))
+    (ROOT / "bench" / ".work").mkdir(exist_ok=True)
+    out = ROOT / "bench" / ".work" / f"local_stack-{int(time.time())}.json"
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
