@@ -110,6 +110,16 @@ def decode(data: bytes, *, max_pixels: int, content_type: str = "") -> Image.Ima
         return image.convert("RGB")
 
 
+def declared_pixels(data: bytes) -> int:
+    """The pixel count ``data``'s header declares, read without decoding (0 when it has
+    no accepted header Pillow reads: :func:`validate` then refuses it undecoded)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - unreadable headers are validate's to report
+        return 0
+
+
 @contextmanager
 def _damage_is_corrupt() -> Iterator[None]:
     """Pillow's many "damaged data" exceptions as ``InvalidImage("corrupt")`` (bombs: "bomb")."""

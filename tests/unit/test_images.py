@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from pixsearch.images import InvalidImage, decode, validate
+from pixsearch.images import InvalidImage, declared_pixels, decode, validate
 from tests.fixtures.images import make_image, make_png_bomb
 
 LIMIT = 10_000_000
@@ -147,3 +147,9 @@ def test_concurrent_decodes_leave_the_process_warning_filters_alone() -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(decode_all, images))
     assert warnings.filters == before
+
+
+def test_declared_pixels_reads_the_header_only() -> None:
+    assert declared_pixels(make_image(size=(40, 30), fmt="JPEG")) == 1200
+    assert declared_pixels(make_png_bomb()) > LIMIT
+    assert declared_pixels(b"not an image") == 0
