@@ -21,13 +21,14 @@ def test_counters_follow_finished_rows_then_disappear(store: ObjectStore):
         progress.add(MapRow.failed(line, rows[line].url, DownloadFailure("http_404", "gone")))
 
     deadline = time.monotonic() + 10
-    while rows_in_flight(store, "trip", "etag-1") != {0: 3} and time.monotonic() < deadline:
+    while rows_in_flight(store, "trip.txt", "etag-1") != {0: 3} and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert rows_in_flight(store, "trip", "etag-1") == {0: 3}
-    assert rows_in_flight(store, "trip", "another-version") == {}
+    assert rows_in_flight(store, "trip.txt", "etag-1") == {0: 3}
+    assert rows_in_flight(store, "trip.txt", "another-version") == {}
     write_parts(store, [part])
     reader = ProgressReader(store, "any-model")
-    assert (reader.list_progress("trip").processed, reader.list_progress("trip").total) == (3, 5)
+    listed = reader.list_progress("trip.txt")
+    assert (listed.processed, listed.total) == (3, 5)
 
     progress.stop()
     assert store.count(layout.PROGRESS) == 0
