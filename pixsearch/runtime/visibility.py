@@ -85,7 +85,8 @@ def _extend_chunk(
         receipt = receipts[int(failure["Id"])]
         if failure.get("Code") in _GONE:
             in_flight.remove(queue_url, [receipt])
-            log.info("record on %s is no longer in flight (%s)", queue_url, failure.get("Code"))
+            # Usually a batch settled between the heartbeat's look and its call.
+            log.debug("record on %s is no longer in flight (%s)", queue_url, failure.get("Code"))
         else:
             retry.append(receipt)
             log.warning("could not extend a record's visibility: %s", failure.get("Message"))

@@ -7,7 +7,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from pixsearch.runtime.moto_server import MotoServer
+from pixsearch.runtime.emulator import EmulatorProcess
 from tests.fixtures.faults import FaultProxy
 
 
@@ -18,9 +18,9 @@ def unretried(service: str, endpoint_url: str):
 
 @pytest.mark.parametrize("fault", ["slowdown", "reset", "lost", None])
 def test_each_fault_reaches_the_client_as_the_service_would_send_it(
-    moto_server: MotoServer, fault: str | None
+    emulator: EmulatorProcess, fault: str | None
 ):
-    proxy = FaultProxy(moto_server.endpoint_url, fault_rate=0.0).start()
+    proxy = FaultProxy(emulator.endpoint_url, fault_rate=0.0).start()
     try:
         proxy.draw = lambda: fault  # type: ignore[method-assign]
         s3, sqs = unretried("s3", proxy.endpoint_url), unretried("sqs", proxy.endpoint_url)
@@ -35,7 +35,7 @@ def test_each_fault_reaches_the_client_as_the_service_would_send_it(
         elif fault in ("reset", "lost"):
             with pytest.raises(ConnectionClosedError):
                 sqs.create_queue(QueueName=f"proxy-{fault}")
-            created = unretried("sqs", moto_server.endpoint_url).list_queues(
+            created = unretried("sqs", emulator.endpoint_url).list_queues(
                 QueueNamePrefix=f"proxy-{fault}"
             )
             assert bool(created.get("QueueUrls")) == (fault == "lost")  # the work was done
