@@ -1,5 +1,6 @@
 # pixsearch: `make up` runs the local stack, `make test` runs every test.
-# Both bootstrap .venv from pyproject.toml first; nothing needs installing by hand.
+# Both bootstrap .venv from pyproject.toml first (every dependency group, at the exact
+# versions of constraints.txt); nothing needs installing by hand.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,10 @@ TOOLS_STAMP := $(TOOLS)/.installed-stamp
 
 .PHONY: up test lint format tools clean
 
+# The first start exports the configured model to ONNX (skipped once an export exists);
+# where it cannot, the export says why and the stack runs the model on torch.
 up: $(STAMP)
+	-$(BIN)/pixsearch model export
 	$(BIN)/pixsearch up
 
 test: $(STAMP) .system-deps-stamp $(TOOLS_STAMP)
@@ -27,10 +31,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e '.[local,webapp,dev]'
 	touch $@
 
 tools: $(TOOLS_STAMP)

@@ -1,7 +1,18 @@
-"""Embed benchmark: the embed stage against a bare open_clip loop, in one run.
+"""Embed benchmark: the embed stage against a bare model loop, or the runtimes against each other.
 
     .venv/bin/python bench/embed.py                          # ViT-B-32, 512 images, batch 64
     .venv/bin/python bench/embed.py --model pixsearch-tiny --images 128   # smoke run
+    .venv/bin/python bench/embed.py --runtimes --images 256  # ONNX variants vs eager open_clip
+
+``--runtimes`` exports the model (random weights, fp32 + int8) once into
+``--onnx-dir``, then encodes the same preprocessed batches (``--chunk`` images,
+the embed stage's batch) with eager open_clip and with every onnxruntime
+variant (graph optimization levels, int8), interleaved batch by batch; it
+reports images/s, the ratio to eager and the lowest per-vector cosine to the
+eager vectors, the p50 of one-text encodes (tokenizing included) and the cost
+and exactness of the numpy preprocessing against open_clip's transform.
+
+Without ``--runtimes``:
 
 A moto server holds ``--images`` distinct JPEGs (web-sized, 480x360) under
 their content keys. The model has random weights (the same compute as trained
@@ -29,24 +40,24 @@ import hashlib
 import io
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pixsearch import images as decoding  # noqa: E402
 from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
-from pixsearch.embed import images as decoding  # noqa: E402
 from pixsearch.embed.batch import embed_events  # noqa: E402
-from pixsearch.embed.model import load_model  # noqa: E402
 from pixsearch.events import ObjectEvent  # noqa: E402
+from pixsearch.inference import load_model  # noqa: E402
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
@@ -85,6 +96,112 @@ def upload(store: ObjectStore, count: int) -> list[ObjectEvent]:
     return events
 
 
+VARIANTS = (
+    ("onnx fp32, optimization all (default)", "fp32", "all"),
+    ("onnx fp32, optimization extended", "fp32", "extended"),
+    ("onnx fp32, optimization basic", "fp32", "basic"),
+    ("onnx fp32, optimization disabled", "fp32", "disable"),
+    ("onnx int8, optimization all", "int8", "all"),
+    ("onnx int8, optimization basic", "int8", "basic"),
+)
+EAGER = "eager open_clip (torch)"
+
+
+def ensure_export(model: str, onnx_dir: Path) -> Path:
+    from pixsearch.inference.export import export
+
+    started = time.perf_counter()
+    settings = Settings(model=model, pretrained="", inference="torch")
+    result = export(settings, str(onnx_dir), quantize="int8")
+    took = "kept" if result.skipped else f"made in {time.perf_counter() - started:.0f}s"
+    print(f"export of {model} in {result.destination} ({took})", flush=True)
+    for name, info in result.manifest.files.items():
+        print(f"  {name}: {info['bytes'] / 1e6:.1f} MB")
+    return onnx_dir
+
+
+def compare_runtimes(args: argparse.Namespace) -> None:
+    from pixsearch.inference import exported
+    from pixsearch.inference.onnx_runtime import OnnxClip
+    from pixsearch.inference.torch_runtime import create_model
+
+    ensure_export(args.model, args.onnx_dir)
+    settings = Settings(
+        model=args.model, pretrained="", torch_threads=args.threads, onnx_dir=str(args.onnx_dir)
+    )
+    eager = create_model(settings.model_copy(update={"inference": "torch"}))
+    export = exported.find(settings)
+    assert export is not None
+    sides = {EAGER: eager}
+    for label, precision, level in VARIANTS:
+        sides[label] = OnnxClip(
+            export, threads=args.threads, precision=precision, optimization=level
+        )
+    onnx_default = sides[VARIANTS[0][0]]
+    rng = np.random.default_rng(0)
+    photos = [decoding.decode(web_image(n, rng), max_pixels=10**8) for n in range(args.images)]
+    torch_pre, numpy_pre, worst = [], [], 0.0
+    for photo in photos:
+        tick = time.perf_counter()
+        theirs = eager.preprocess(photo)
+        torch_pre.append(time.perf_counter() - tick)
+        tick = time.perf_counter()
+        ours = onnx_default.preprocess(photo)
+        numpy_pre.append(time.perf_counter() - tick)
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+    pixels = np.stack([eager.preprocess(photo) for photo in photos])
+    batches = [pixels[i : i + args.chunk] for i in range(0, len(pixels), args.chunk)]
+    for model in sides.values():
+        model.encode_pixels(batches[0])  # warm-up
+    seconds = dict.fromkeys(sides, 0.0)
+    vectors: dict[str, list[np.ndarray]] = {label: [] for label in sides}
+    for number, batch in enumerate(batches):
+        for label, model in sides.items():
+            tick = time.perf_counter()
+            vectors[label].append(model.encode_pixels(batch))
+            seconds[label] += time.perf_counter() - tick
+        print(f"  batch {number + 1}/{len(batches)} done", flush=True)
+    reference = np.concatenate(vectors[EAGER])
+    eager_rate = len(pixels) / seconds[EAGER]
+    texts = [f"a photo of thing number {n} on a table" for n in range(args.texts)]
+    for text in texts[:3]:
+        eager.encode_texts([text])
+        onnx_default.encode_texts([text])
+    text_s: dict[str, list[float]] = {"eager": [], "onnx": []}
+    text_cosines = []
+    for text in texts:
+        tick = time.perf_counter()
+        a = eager.encode_texts([text])
+        text_s["eager"].append(time.perf_counter() - tick)
+        tick = time.perf_counter()
+        b = onnx_default.encode_texts([text])
+        text_s["onnx"].append(time.perf_counter() - tick)
+        text_cosines.append(float(a[0] @ b[0]))
+
+    print(
+        f"\nmodel {args.model} (random weights), {args.threads} threads, {len(pixels)} images "
+        f"480x360 JPEG, batches of {args.chunk}, interleaved batch by batch"
+    )
+    print(f"{'side':42} {'images/s':>9} {'vs eager':>9} {'min cosine':>11}")
+    for label in sides:
+        rate = len(pixels) / seconds[label]
+        cosine = float((np.concatenate(vectors[label]) * reference).sum(axis=1).min())
+        print(f"{label:42} {rate:9.2f} {rate / eager_rate:8.2f}x {cosine:11.5f}")
+    eager_p50 = statistics.median(text_s["eager"]) * 1000
+    onnx_p50 = statistics.median(text_s["onnx"]) * 1000
+    print(
+        f"\ntext encode p50 (one text, tokenizing included, {len(texts)} texts): eager "
+        f"{eager_p50:.1f} ms, onnx fp32 {onnx_p50:.1f} ms ({eager_p50 / onnx_p50:.2f}x); "
+        f"min cosine {min(text_cosines):.5f}"
+    )
+    torch_ms, numpy_ms = statistics.median(torch_pre) * 1000, statistics.median(numpy_pre) * 1000
+    print(
+        f"preprocessing per image (p50): open_clip transform {torch_ms:.2f} ms, numpy "
+        f"{numpy_ms:.2f} ms; max abs difference {worst:.2e}"
+    )
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
@@ -92,7 +209,26 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=Settings().embed_batch_size)
+    parser.add_argument("--runtimes", action="store_true", help="compare eager and ONNX variants")
+    parser.add_argument("--texts", type=int, default=60, help="texts for the text encode p50")
+    parser.add_argument(
+        "--onnx-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "pixsearch-bench-onnx",
+        help="where the benchmark's export is made once and kept",
+    )
+    parser.add_argument(
+        "--inference",
+        default="torch",
+        choices=["torch", "onnx"],
+        help="runtime of the stage comparison (both sides use it)",
+    )
     args = parser.parse_args()
+    if args.runtimes:
+        compare_runtimes(args)
+        return
+    if args.inference == "onnx":
+        ensure_export(args.model, args.onnx_dir)
 
     os.environ.update(LOCAL_CREDENTIALS)
     server = launch(
@@ -106,6 +242,8 @@ def main() -> None:
             pretrained="",
             torch_threads=args.threads,
             embed_batch_size=args.chunk,
+            inference=args.inference,
+            onnx_dir=str(args.onnx_dir),
         )
         client("s3").create_bucket(Bucket=settings.bucket)
         store = ObjectStore(settings.bucket)
@@ -116,11 +254,11 @@ def main() -> None:
         pixels = [
             model.preprocess(decoding.decode(store.get(e.key), max_pixels=10**8)) for e in events
         ]
-        model.encode_pixels(torch.stack(pixels[: args.batch]))  # warm-up, both sides share it
+        model.encode_pixels(np.stack(pixels[: args.batch]))  # warm-up, both sides share it
 
         bare_s = stage_s = moto_cpu_s = 0.0
         for start in range(0, len(events), args.batch):
-            batch = torch.stack(pixels[start : start + args.batch])
+            batch = np.stack(pixels[start : start + args.batch])
             tick = time.perf_counter()
             bare = model.encode_pixels(batch)
             bare_batch_s = time.perf_counter() - tick
@@ -141,11 +279,11 @@ def main() -> None:
     bare_rate, stage_rate = len(events) / bare_s, len(events) / stage_s
     shards = len(events) // args.batch + bool(len(events) % args.batch)
     print(
-        f"\nmodel {args.model} (random weights), {args.threads} torch threads, "
+        f"\nmodel {args.model} (random weights), on {args.inference}, {args.threads} threads, "
         f"{len(events)} images 480x360 JPEG, batch {args.batch} (encoded in chunks of "
         f"{args.chunk}), {shards} shards"
     )
-    print(f"bare open_clip loop : {bare_rate:6.2f} images/s")
+    print(f"bare model loop     : {bare_rate:6.2f} images/s")
     print(f"embed stage         : {stage_rate:6.2f} images/s")
     print(f"ratio stage / bare  : {stage_rate / bare_rate:6.3f}  (goal >= 0.9)")
     print(

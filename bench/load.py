@@ -210,7 +210,7 @@ def main() -> None:
         )
         store = ObjectStore("bench")
         settings = Settings()
-        from pixsearch.embed.model import load_model
+        from pixsearch.inference import load_model
 
         dim = load_model(settings).dim
         publish(store, settings.model_tag, clustered_vectors(args.vectors, dim), 50_000)

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/search.py                 # 100k x 512, ViT-B-32 text tower
     .venv/bin/python bench/search.py --vectors 5000 --model pixsearch-tiny   # smoke run
+    .venv/bin/python bench/search.py --cold-start-only   # cold starts only, both runtimes
 
 A moto server holds an index of random unit vectors published the way the index
 stage publishes it (one segment, IVF above ``index_flat_max``). The vectors are
@@ -17,7 +18,12 @@ other processes hits both sides alike:
   in its own process), with new texts (uncached) and a repeated text (cached);
 * 4 concurrent clients: requests/s, p50, p99;
 * the live index against an exact flat scan: p50 and recall@10;
-* cold start: a new API process with the tiny model, from spawn to first answer.
+* cold start: a new API process, from spawn to its first answer to a text query,
+  over a ``--vectors`` index, for each model of ``--cold-models`` (exported once
+  into ``--onnx-dir``) on each runtime (``PIXSEARCH_INFERENCE=onnx`` and
+  ``torch``), ``--cold-repeats`` times, alternating the runtimes.
+
+The served comparison runs the model on torch (its bare side calls open_clip).
 """
 
 from __future__ import annotations
@@ -195,9 +201,15 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
     """Bare parts and the served API on the ``args.model`` index, interleaved in rounds."""
     import torch
 
-    from pixsearch.embed.model import load_model
+    from pixsearch.inference import load_model
 
-    settings = Settings(bucket="bench", model=args.model, pretrained="", torch_threads=args.threads)
+    settings = Settings(
+        bucket="bench",
+        model=args.model,
+        pretrained="",
+        torch_threads=args.threads,
+        inference="torch",
+    )
     store = ObjectStore("bench")
     model = load_model(settings)
     faiss.omp_set_num_threads(args.threads)
@@ -244,6 +256,7 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
         {
             **env,
             "PIXSEARCH_MODEL": args.model,
+            "PIXSEARCH_INFERENCE": "torch",
             "PIXSEARCH_TORCH_THREADS": str(args.threads),
             "OMP_NUM_THREADS": str(args.threads),
         },
@@ -292,25 +305,56 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
     return results
 
 
-def measure_cold_start(vectors: int, env: dict[str, str], work: Path) -> dict:
-    """A new API process with the tiny model over ``vectors`` vectors: spawn to first answer."""
-    tiny = Settings(bucket="bench-cold", model="pixsearch-tiny", pretrained="")
-    client("s3").create_bucket(Bucket=tiny.bucket)
-    publish(
-        ObjectStore(tiny.bucket),
-        tiny.model_tag,
-        clustered_vectors(vectors, 32, seed=3),
-        tiny.index_flat_max,
-    )
-    cold_env = {**env, "PIXSEARCH_MODEL": tiny.model, "PIXSEARCH_BUCKET": tiny.bucket}
-    api = ApiProcess(cold_env, work / "cold.log")
-    seconds = api.start()
-    api.stop()
-    lines = (work / "cold.log").read_text().splitlines()
-    return {
-        "cold_start_s": round(seconds, 2),
-        "cold_start_log": [line for line in lines if "cold start" in line or "loaded" in line],
-    }
+def measure_cold_start(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
+    """New API processes over a ``--vectors`` index: spawn to first answer, per model, runtime."""
+    from bench.embed import ensure_export
+    from pixsearch.inference import exported
+
+    results: dict = {}
+    for number, model in enumerate(args.cold_models.split(",")):
+        ensure_export(model, args.onnx_dir)
+        settings = Settings(
+            bucket=f"bench-cold-{number}", model=model, pretrained="", onnx_dir=str(args.onnx_dir)
+        )
+        export = exported.find(settings)
+        assert export is not None
+        client("s3").create_bucket(Bucket=settings.bucket)
+        vectors = clustered_vectors(args.vectors, export.manifest.dim, seed=3)
+        publish(ObjectStore(settings.bucket), settings.model_tag, vectors, settings.index_flat_max)
+        runs: dict[str, list[float]] = {"onnx": [], "torch": []}
+        logs: dict[str, list[str]] = {}
+        for repeat in range(args.cold_repeats):
+            for runtime in runs:
+                log_path = work / f"cold-{number}-{runtime}-{repeat}.log"
+                api = ApiProcess(
+                    {
+                        **env,
+                        "PIXSEARCH_MODEL": model,
+                        "PIXSEARCH_BUCKET": settings.bucket,
+                        "PIXSEARCH_INFERENCE": runtime,
+                        "PIXSEARCH_ONNX_DIR": str(args.onnx_dir),
+                        "PIXSEARCH_TORCH_THREADS": str(args.threads),
+                    },
+                    log_path,
+                )
+                runs[runtime].append(api.start())
+                api.stop()
+                logs[runtime] = [
+                    line.split(": ", 1)[-1]
+                    for line in log_path.read_text().splitlines()
+                    if "cold start" in line or "loaded index" in line
+                ]
+                print(f"  cold start {model} on {runtime}: {runs[runtime][-1]:.2f}s", flush=True)
+        results[model] = {
+            runtime: {
+                "median_s": round(statistics.median(seconds), 2),
+                "min_s": round(min(seconds), 2),
+                "max_s": round(max(seconds), 2),
+                "log": logs[runtime],
+            }
+            for runtime, seconds in runs.items()
+        }
+    return {"cold_start": results}
 
 
 def main() -> None:
@@ -327,13 +371,23 @@ def main() -> None:
         help="torch and FAISS threads, the same for the bare loop and the API process",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--cold-start-only", action="store_true", help="skip the served part")
+    parser.add_argument("--cold-models", default="pixsearch-tiny,ViT-B-32")
+    parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument(
+        "--onnx-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "pixsearch-bench-onnx",
+        help="where the models are exported once and kept",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-search-"))
     with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = bench_environment(moto, work, PIXSEARCH_SEARCH_REFRESH_S="3600")
         results = {"vectors": args.vectors, "model": args.model}
-        results.update(measure_served(args, env, work))
-        results.update(measure_cold_start(args.vectors, env, work))
+        if not args.cold_start_only:
+            results.update(measure_served(args, env, work))
+        results.update(measure_cold_start(args, env, work))
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

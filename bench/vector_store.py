@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from pixsearch import shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.layout import image_key  # noqa: E402
-from pixsearch.runtime.moto_server import LOCAL_CREDENTIALS, MotoServer, free_port  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.shards import ShardRow  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 from pixsearch.vectorstore.engines import ENGINES, open_store  # noqa: E402
@@ -212,7 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-vectors-"))
     results = []
-    with MotoServer(port=free_port(), log_path=work / "moto.log") as moto:
+    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = {
             **os.environ,
             **LOCAL_CREDENTIALS,

@@ -31,8 +31,8 @@ from pixsearch import layout, topology
 from pixsearch.config import Settings, get_settings
 from pixsearch.download.sink import SOURCE_URL_METADATA
 from pixsearch.embed.handler import lambda_handler as embed
-from pixsearch.embed.model import TINY_MODEL
 from pixsearch.events import TEST_EVENT, encode_key
+from pixsearch.inference import TINY_MODEL
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
 from pixsearch.storage import ObjectStore, client

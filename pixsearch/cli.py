@@ -92,6 +92,12 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return rebuild.command(args.model_tag, settings, args.vector_store)
 
 
+def _model_export(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.inference import command
+
+    return command.export(settings, destination=args.to, quantize=args.quantize, force=args.force)
+
+
 def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.index import retention
     from pixsearch.runtime.stack import use_running_stack
@@ -218,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "engine's index from the embedding shards, to switch without embedding again",
     )
     rebuild.set_defaults(run=_index_rebuild)
+
     gc = index_commands.add_parser(
         "gc",
         help="delete index objects no kept manifest references, older than the grace period",
@@ -225,6 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--model-tag", help="the index to clean (default: the configured model's)")
     gc.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     gc.set_defaults(run=_index_gc)
+
+    model = commands.add_parser("model", help="export the model for the ONNX runtime")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    export = model_commands.add_parser(
+        "export",
+        help="export the configured model (PIXSEARCH_MODEL/PIXSEARCH_PRETRAINED) to ONNX",
+        description="Export image and text encoders to ONNX with the tokenizer and "
+        "preprocessing constants; skipped when an export already exists (see --force). "
+        "Needs torch and open_clip (pip install 'pixsearch[export]').",
+    )
+    export.add_argument(
+        "--to",
+        metavar="DIR_OR_S3_PREFIX",
+        help="where exports live (default PIXSEARCH_ONNX_DIR, else {data dir}/models); "
+        "the model goes to a folder named by its tag below it",
+    )
+    export.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="also write int8 graphs (onnxruntime dynamic quantization); used when "
+        "PIXSEARCH_ONNX_PRECISION=int8",
+    )
+    export.add_argument("--force", action="store_true", help="export again even if one exists")
+    export.set_defaults(run=_model_export)
 
     dlq = commands.add_parser("dlq", help="dead-lettered messages: list them, send them back")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")

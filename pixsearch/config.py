@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     # Model
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
+    # Threads of the model runtime, torch or onnxruntime alike.
     torch_threads: int = Field(default=2, ge=1)
+    # auto: ONNX where an export of the model exists (`pixsearch model export`), else torch.
+    inference: Literal["auto", "onnx", "torch"] = "auto"
+    # Where exports live: a directory or an s3:// prefix (default: {data_dir}/models).
+    onnx_dir: str = ""
+    onnx_precision: Literal["fp32", "int8"] = "fp32"
     embed_batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
     # Where weights named by an s3:// PIXSEARCH_PRETRAINED are downloaded to (once).

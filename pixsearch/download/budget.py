@@ -26,15 +26,12 @@ model it loads for the embed stage is not the download stage's to account for.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 from collections import deque
 from dataclasses import dataclass
 
-from PIL import Image
-
+from pixsearch import images
 from pixsearch.config import Settings
-from pixsearch.download.validate import FORMATS
 
 MIB = 1024 * 1024
 MARGIN = 0.2
@@ -91,13 +88,8 @@ class DownloadLimits:
 
 
 def decoded_bytes(data: bytes) -> int:
-    """What decoding ``data`` takes at most, from its header alone (0 if it has none
-    Pillow reads: validation then fails before decoding anything)."""
-    try:
-        with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
-            return image.width * image.height * BYTES_PER_PIXEL
-    except Exception:  # noqa: BLE001 - unreadable headers are the validator's to report
-        return 0
+    """What decoding ``data`` takes at most, from its header alone."""
+    return images.declared_pixels(data) * BYTES_PER_PIXEL
 
 
 class BytePool:

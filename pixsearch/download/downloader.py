@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 from yarl import URL
 
+from pixsearch import images
 from pixsearch.config import Settings
 from pixsearch.download.budget import BytePool, DownloadLimits, decoded_bytes
 from pixsearch.download.fetch import Fetcher
 from pixsearch.download.outcome import DownloadFailure, MapRow, now_iso
 from pixsearch.download.sink import ImageSink
 from pixsearch.download.urllist import UrlEntry
-from pixsearch.download.validate import validate_image
 from pixsearch.origin import ImageOrigin
 
 log = logging.getLogger(__name__)
@@ -137,13 +137,7 @@ class _Run:
             try:
                 image = await loop.run_in_executor(
                     self.cpu,
-                    lambda: validate_image(
-                        fetched.body,
-                        max_pixels=settings.download_max_pixels,
-                        resize_max_side=settings.download_resize_max_side,
-                        content_type=fetched.content_type,
-                        decode=settings.download_decode,
-                    ),
+                    lambda: _validated(fetched.body, fetched.content_type, settings),
                 )
             finally:
                 self.decodes.release(decoding)
@@ -165,6 +159,19 @@ class _Run:
             caption=entry.caption,
             fetched_at=fetched_at,
         )
+
+
+def _validated(body: bytes, content_type: str, settings: Settings) -> images.ValidImage:
+    try:
+        return images.validate(
+            body,
+            max_pixels=settings.download_max_pixels,
+            resize_max_side=settings.download_resize_max_side,
+            content_type=content_type,
+            decode=settings.download_decode,
+        )
+    except images.InvalidImage as invalid:
+        raise DownloadFailure(invalid.reason, invalid.message) from None
 
 
 def _host(url: str) -> str:

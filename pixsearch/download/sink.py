@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pixsearch import layout
 from pixsearch.download.outcome import DownloadFailure, Status
-from pixsearch.download.validate import ValidImage
+from pixsearch.images import ValidImage
 from pixsearch.origin import SOURCE_URL as SOURCE_URL_METADATA
 from pixsearch.origin import ImageOrigin
 from pixsearch.storage import ConflictError, ObjectStore

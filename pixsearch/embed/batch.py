@@ -2,7 +2,7 @@
 
 Fetching, decoding and preprocessing run in a small thread pool (Pillow and
 botocore release the GIL) while the model encodes the previous chunk, so the
-CPU threads torch owns stay busy.
+model runtime's CPU threads stay busy.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from pixsearch import layout, shards
+from pixsearch import images, layout, shards
 from pixsearch.config import Settings
-from pixsearch.embed import images
-from pixsearch.embed.model import ClipModel
 from pixsearch.events import ObjectEvent
+from pixsearch.inference import ClipModel
 from pixsearch.origin import ImageOrigin
 from pixsearch.storage import ObjectNotFound, ObjectStore
 
@@ -34,7 +32,7 @@ class Prepared:
 
     event: ObjectEvent
     row: shards.ShardRow | None = None
-    pixels: torch.Tensor | None = None
+    pixels: np.ndarray | None = None
     error: Exception | None = None
 
 
@@ -67,7 +65,7 @@ def embed_events(
                 failures.update(dict.fromkeys(carriers[item.event.key], item.error))
         good = [item for item in ready if item.pixels is not None and item.row is not None]
         if good:
-            chunks.append(model.encode_pixels(torch.stack([item.pixels for item in good])))
+            chunks.append(model.encode_pixels(np.stack([item.pixels for item in good])))
             rows.extend(item.row for item in good)
     if not rows:
         return EmbedResult(None, 0, failures)

@@ -7,8 +7,8 @@ from typing import Any
 
 from pixsearch.config import get_settings
 from pixsearch.embed.batch import embed_events
-from pixsearch.embed.model import load_model
 from pixsearch.events import ObjectEvent, process_batch
+from pixsearch.inference import load_model
 from pixsearch.storage import ObjectStore
 
 

@@ -1,24 +1,22 @@
 """Query images: an uploaded file, an image already in the bucket, or a URL to fetch.
 
-An uploaded or fetched image goes through the download stage's validator (and a
-URL through its SSRF-safe fetcher), so a query image passes exactly the checks
-an ingested one does; then the embed stage's decoder turns it into the pixels
-the model sees, as it did for the indexed images.
+Every query image is decoded once, by the same checks an ingested image passes
+(:mod:`pixsearch.images`); a URL is fetched through the download stage's
+SSRF-safe fetcher. Whatever the bytes make the decoder do is the caller's
+fault (422), and a store that cannot serve a key is a 503 (or 400 for a key it
+refuses), never a 500.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
+from pixsearch import images
 from pixsearch.config import Settings
-from pixsearch.download.fetch import Fetched, Fetcher
-from pixsearch.download.outcome import DownloadFailure
-from pixsearch.download.validate import validate_image
-from pixsearch.embed.images import UndecodableImage, decode
+from pixsearch.download import DownloadFailure, fetch_image
 from pixsearch.search.errors import BadRequest, InvalidImage, NotFound, PayloadTooLarge, Unavailable
 from pixsearch.search.requests import SearchRequest
 from pixsearch.storage import ObjectNotFound, ObjectStore
@@ -46,17 +44,17 @@ class QueryImages:
     def load(self, request: SearchRequest) -> Image.Image:
         """The query image of an image request, or a 4xx :class:`SearchError` saying why not."""
         if request.image_key is not None:
-            return self._stored(request.image_key)
+            return self._decoded(self._stored(request.image_key), f"image {request.image_key!r}")
         if request.image_url is not None:
             data, content_type = self._fetch(request.image_url)
-            return self._checked(data, f"image at {request.image_url}", content_type)
+            return self._decoded(data, f"image at {request.image_url}", content_type)
         if request.image_bytes is not None:
-            return self._checked(request.image_bytes, "uploaded image")
+            return self._decoded(request.image_bytes, "uploaded image")
         raise ValueError(f"{request.kind} request has no image")
 
-    def _stored(self, key: str) -> Image.Image:
+    def _stored(self, key: str) -> bytes:
         try:
-            data = self.store.get(key)
+            return self.store.get(key)
         except ObjectNotFound:
             raise NotFound(f"no image {key!r} in the bucket", code="image_not_found") from None
         except ClientError as error:
@@ -67,32 +65,22 @@ class QueryImages:
                 f"the object store could not be reached to read {key!r}; try again",
                 code="storage_unavailable",
             ) from None
-        return self._decoded(data, f"image {key!r}")
 
-    def _checked(self, data: bytes, what: str, content_type: str = "") -> Image.Image:
+    def _decoded(self, data: bytes, what: str, content_type: str = "") -> Image.Image:
         try:
-            validate_image(
+            return images.decode(
                 data, max_pixels=self.settings.download_max_pixels, content_type=content_type
             )
-        except DownloadFailure as failure:
+        except images.InvalidImage as invalid:
             raise InvalidImage(
-                f"{what} is not usable ({failure.reason}): {failure.message}"
+                f"{what} is not usable ({invalid.reason}): {invalid.message}"
             ) from None
-        except Exception as error:  # noqa: BLE001 - any decoder fault on foreign bytes is theirs
-            raise _undecodable(what, error) from None
-        return self._decoded(data, what)
-
-    def _decoded(self, data: bytes, what: str) -> Image.Image:
-        try:
-            return decode(data, max_pixels=self.settings.download_max_pixels)
-        except UndecodableImage as error:
-            raise InvalidImage(f"{what} cannot be decoded: {error}") from None
         except Exception as error:  # noqa: BLE001 - any decoder fault on foreign bytes is theirs
             raise _undecodable(what, error) from None
 
     def _fetch(self, url: str) -> tuple[bytes, str]:
         try:
-            fetched = asyncio.run(_fetch(self.fetch_settings, url))
+            return fetch_image(url, self.fetch_settings)
         except DownloadFailure as failure:
             if failure.reason == "too_large":
                 raise PayloadTooLarge(
@@ -104,7 +92,6 @@ class QueryImages:
                 f"cannot fetch {url} ({failure.reason}): {failure.message}",
                 code="image_fetch_failed",
             ) from None
-        return fetched.body, fetched.content_type
 
 
 def _undecodable(what: str, error: Exception) -> InvalidImage:
@@ -125,8 +112,3 @@ def _storage_error(key: str, error: ClientError) -> BadRequest | Unavailable:
         f"the object store could not serve {key!r} ({code}); try again",
         code="storage_unavailable",
     )
-
-
-async def _fetch(settings: Settings, url: str) -> Fetched:
-    async with Fetcher(settings) as fetcher:
-        return await fetcher.fetch(url)

@@ -18,8 +18,8 @@ import yaml
 
 from pixsearch import layout, topology
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
 from pixsearch.index import manifest as manifests
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.emulator import EmulatorProcess
 from pixsearch.storage import ObjectStore
 from tests.functional.deploy.sources import COMPOSE, sample_events_generator

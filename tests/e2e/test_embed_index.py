@@ -15,10 +15,10 @@ from PIL import Image
 
 from pixsearch.config import Settings
 from pixsearch.embed.handler import lambda_handler as embed_handler
-from pixsearch.embed.model import ClipModel
 from pixsearch.index.handler import lambda_handler as index_handler
 from pixsearch.index.manifest import read as read_manifest
 from pixsearch.index.reader import load_snapshot
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.runtime.lambda_shapes import lambda_sqs_event
 from pixsearch.storage import ObjectStore, client

@@ -23,8 +23,8 @@ import pytest
 from pixsearch import layout, status, topology
 from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_summary
-from pixsearch.embed.model import ClipModel
 from pixsearch.index.reader import IndexNotFound, load_snapshot
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.emulator import EmulatorProcess
 from pixsearch.storage import ObjectStore
 from tests.fixtures.faults import FAULT_KINDS, FaultProxy

@@ -6,8 +6,8 @@ import pytest
 
 from pixsearch import cli, dlq, topology
 from pixsearch.config import get_settings
-from pixsearch.embed.model import ClipModel
 from pixsearch.index.reader import load_snapshot
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import store_images

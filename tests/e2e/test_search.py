@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_maps
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.runtime.emulator import free_port
 from pixsearch.search.flask_app import create_flask_app

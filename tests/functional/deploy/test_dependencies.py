@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.functional.deploy.sources import ROOT
 
 SOURCES = ("pixsearch", "functions", "webapp", "tests", "bench", "events")
-OWN = {"pixsearch", "functions", "tests"}
+OWN = {"pixsearch", "functions", "tests", "bench"}
 
 
 def _name(requirement: str) -> str:

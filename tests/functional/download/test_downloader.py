@@ -14,7 +14,7 @@ from pixsearch.config import Settings
 from pixsearch.download.downloader import Downloader
 from pixsearch.download.outcome import MapRow, Status
 from pixsearch.download.urllist import UrlEntry
-from pixsearch.download.validate import ValidImage
+from pixsearch.images import ValidImage
 from pixsearch.origin import ImageOrigin
 from pixsearch.runtime.emulator import free_port
 from tests.fixtures.images import ImageServer, make_image, make_png_bomb

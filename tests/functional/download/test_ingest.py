@@ -11,7 +11,7 @@ from pixsearch import layout, topology
 from pixsearch.cli import main
 from pixsearch.config import Settings
 from pixsearch.download.urlmap import read_maps, read_summary
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import ImageServer

@@ -6,14 +6,14 @@ import pytest
 
 from pixsearch.download.outcome import DownloadFailure
 from pixsearch.download.sink import SOURCE_URL_METADATA, BucketSink
-from pixsearch.download.validate import validate_image
+from pixsearch.images import validate
 from pixsearch.origin import ImageOrigin
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import make_image
 
 
 def test_first_writer_wins_and_keeps_its_url(store: ObjectStore) -> None:
-    image = validate_image(make_image((4, 5, 6), fmt="PNG"), max_pixels=10**6)
+    image = validate(make_image((4, 5, 6), fmt="PNG"), max_pixels=10**6)
     sink = BucketSink(store)
     origin = ImageOrigin("https://exämple.com/ä b.png", "lists/ä", "2026-01-02T03:04:05Z", "café")
     key, status = sink.store(image, origin)
@@ -29,7 +29,7 @@ def test_first_writer_wins_and_keeps_its_url(store: ObjectStore) -> None:
 
 
 def test_store_failure_is_a_storage_row(store: ObjectStore) -> None:
-    image = validate_image(make_image(), max_pixels=10**6)
+    image = validate(make_image(), max_pixels=10**6)
     sink = BucketSink(ObjectStore(store.bucket + "-missing"))
     with pytest.raises(DownloadFailure) as caught:
         sink.store(image, ImageOrigin("http://example.com/a.jpg"))

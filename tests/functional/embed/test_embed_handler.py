@@ -11,7 +11,7 @@ import torch
 from pixsearch import layout, shards
 from pixsearch.config import Settings
 from pixsearch.embed.handler import lambda_handler
-from pixsearch.embed.model import TINY_MODEL, ClipModel, ModelUnavailable, create_model
+from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, create_model
 from pixsearch.runtime.lambda_shapes import lambda_sqs_event
 from pixsearch.storage import ObjectStore, client
 from pixsearch.topology import QueueUrls

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
 from pixsearch.index import manifest as manifests
 from pixsearch.index.reader import load_snapshot
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import store_images

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
 from tests.fixtures.images import make_image

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pixsearch.cli import main
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import StoredImage, store_images

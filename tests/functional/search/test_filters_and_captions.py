@@ -7,7 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from pixsearch.config import Settings, get_settings
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.flask_app import create_flask_app
 from pixsearch.search.requests import build_request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.errors import Unavailable
 from pixsearch.search.index_cache import IndexCache

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from tests.fixtures.model import store_images

@@ -11,9 +11,9 @@ import pytest
 
 from pixsearch import layout
 from pixsearch.config import Settings
-from pixsearch.embed.model import ClipModel
 from pixsearch.index import update
 from pixsearch.index.compaction import Limits
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.errors import NotFound, SearchError
 from pixsearch.search.requests import build_request
@@ -230,7 +230,7 @@ def test_warm_up_logs_cold_start_timings(
     with caplog.at_level(logging.INFO, logger="pixsearch.search"):
         service.warm()
     messages = [record.getMessage() for record in caplog.records]
-    assert any("imported in" in m and "model" in m and "loaded in" in m for m in messages)
+    assert any(m.startswith("cold start: model") and "loaded on torch in" in m for m in messages)
     assert any(m.startswith("loaded index") and f"{len(indexed)} vectors" in m for m in messages)
     assert any(m.startswith("cold start: warm-up took") for m in messages)
     assert service.health().status == "ok"

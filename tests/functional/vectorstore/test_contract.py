@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -16,12 +16,13 @@ import pytest
 
 from pixsearch import layout, shards
 from pixsearch.config import Settings
-from pixsearch.runtime.moto_server import MotoServer
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS
 from pixsearch.shards import Shard, ShardRow
 from pixsearch.storage import ObjectStore, client
 from pixsearch.vectorstore.engines import ENGINES, open_store
 from pixsearch.vectorstore.filters import parse_filter
 from pixsearch.vectorstore.port import StoreUnavailable, VectorStore
+from tests.fixtures.aws import Emulators
 from tests.fixtures.model import unit_vectors
 
 TAG = "contract-model__none"
@@ -86,17 +87,23 @@ def vectors(settings: Settings, store: ObjectStore, engine: str) -> VectorStore:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def loaded(
-    moto_server: MotoServer, request: pytest.FixtureRequest
-) -> tuple[VectorStore, list[Shard]]:
+    emulators: Emulators, request: pytest.FixtureRequest
+) -> Iterator[tuple[VectorStore, list[Shard]]]:
     """600 rows in three adds, past both engines' ANN thresholds; shared by read-only tests."""
-    bucket = f"contract-{request.param}-{uuid.uuid4().hex[:8]}"
-    client("s3").create_bucket(Bucket=bucket)
-    store = ObjectStore(bucket)
-    vectors = open_store(engine_settings(Settings(bucket=bucket), request.param), store, TAG)
-    added = [make_shard(store, first, 200) for first in (0, 200, 400)]
-    for shard in added:
-        vectors.add([shard])
-    return vectors, added
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in LOCAL_CREDENTIALS.items():
+            patch.setenv(name, value)
+        patch.setenv("AWS_ENDPOINT_URL", emulators.get("moto").endpoint_url)
+        client.cache_clear()
+        bucket = f"contract-{request.param}-{uuid.uuid4().hex[:8]}"
+        client("s3").create_bucket(Bucket=bucket)
+        store = ObjectStore(bucket)
+        vectors = open_store(engine_settings(Settings(bucket=bucket), request.param), store, TAG)
+        added = [make_shard(store, first, 200) for first in (0, 200, 400)]
+        for shard in added:
+            vectors.add([shard])
+        yield vectors, added
+    client.cache_clear()
 
 
 def test_nearest_row_first_with_all_its_metadata(loaded: tuple[VectorStore, list[Shard]]):

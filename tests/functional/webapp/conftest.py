@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from werkzeug.serving import make_server
 
 from pixsearch.config import get_settings
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.search.flask_app import create_flask_app
 from pixsearch.search.service import SearchService

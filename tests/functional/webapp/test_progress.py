@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixsearch.embed.model import ClipModel
+from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore
 from pixsearch.webui.progress import ProgressReader

@@ -7,12 +7,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pixsearch.inference.model import ModelUnavailable
 from pixsearch.layout import names_a_file
 from pixsearch.storage import ObjectStore
-
-
-class ModelUnavailable(RuntimeError):
-    """The model's weights could not be had; the message names the setting to change."""
 
 
 def unavailable(model: str, pretrained: str, reason: str) -> ModelUnavailable:

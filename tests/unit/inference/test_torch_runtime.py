@@ -1,4 +1,4 @@
-"""The tiny shipped model: deterministic, unit-norm vectors of the configured size."""
+"""The torch runtime with the tiny shipped model: deterministic unit vectors, weights sources."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from pixsearch.config import Settings
-from pixsearch.embed.model import TINY_MODEL, ClipModel, ModelUnavailable, create_model, load_model
+from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, load_model
+from pixsearch.inference.torch_runtime import create_model
 from tests.fixtures.images import make_image
 
-TINY = Settings(model=TINY_MODEL, pretrained="")
+TINY = Settings(model=TINY_MODEL, pretrained="", inference="torch")
 
 
 def _image(color: tuple[int, int, int], shape: str | None = None) -> Image.Image:

@@ -1,15 +1,16 @@
-"""Pillow validation: accepted formats, damaged data, bombs, resize."""
+"""The image module: accepted formats, damaged data, bombs, resize, full decoding to RGB."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
 
-from pixsearch.download.outcome import DownloadFailure
-from pixsearch.download.validate import validate_image
+from pixsearch.images import InvalidImage, declared_pixels, decode, validate
 from tests.fixtures.images import make_image, make_png_bomb
 
 LIMIT = 10_000_000
@@ -28,7 +29,7 @@ LIMIT = 10_000_000
 )
 def test_accepted_formats_keep_original_bytes(fmt: str, ext: str, mime: str) -> None:
     data = make_image((10, 120, 200), size=(40, 30), fmt=fmt, shape="circle")
-    image = validate_image(data, max_pixels=LIMIT)
+    image = validate(data, max_pixels=LIMIT)
     assert image.data == data
     assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert (image.ext, image.content_type, image.width, image.height) == (ext, mime, 40, 30)
@@ -38,12 +39,12 @@ def test_animated_gif_is_accepted_by_its_first_frame() -> None:
     frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
-    assert validate_image(buffer.getvalue(), max_pixels=LIMIT).ext == "gif"
+    assert validate(buffer.getvalue(), max_pixels=LIMIT).ext == "gif"
 
 
 def _reason(data: bytes, **kwargs: object) -> str:
-    with pytest.raises(DownloadFailure) as caught:
-        validate_image(data, max_pixels=int(kwargs.pop("max_pixels", LIMIT)), **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidImage) as caught:
+        validate(data, max_pixels=int(kwargs.pop("max_pixels", LIMIT)), **kwargs)  # type: ignore[arg-type]
     return caught.value.reason
 
 
@@ -81,7 +82,7 @@ def test_resize_applies_exif_orientation_and_bounds_the_longest_side() -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif)
-    resized = validate_image(buffer.getvalue(), max_pixels=LIMIT, resize_max_side=100)
+    resized = validate(buffer.getvalue(), max_pixels=LIMIT, resize_max_side=100)
     assert (resized.width, resized.height) == (50, 100)
     with Image.open(io.BytesIO(resized.data)) as stored:
         assert stored.size == (50, 100)
@@ -89,20 +90,66 @@ def test_resize_applies_exif_orientation_and_bounds_the_longest_side() -> None:
 
 def test_resize_leaves_small_images_alone() -> None:
     data = make_image(size=(60, 40), fmt="PNG")
-    assert validate_image(data, max_pixels=LIMIT, resize_max_side=100).data == data
+    assert validate(data, max_pixels=LIMIT, resize_max_side=100).data == data
 
 
 def test_resized_gif_is_stored_as_png() -> None:
     data = make_image(size=(300, 100), fmt="GIF", shape="square")
-    resized = validate_image(data, max_pixels=LIMIT, resize_max_side=150)
+    resized = validate(data, max_pixels=LIMIT, resize_max_side=150)
     assert (resized.ext, resized.width, resized.height) == ("png", 150, 50)
 
 
 def test_header_only_check_still_catches_cut_jpegs_and_pngs() -> None:
     jpeg = make_image((1, 2, 3), size=(256, 256), shape="stripes")
     png = make_image((1, 2, 3), size=(256, 256), fmt="PNG", shape="stripes")
-    assert validate_image(jpeg, max_pixels=LIMIT, decode=False).data == jpeg
-    assert validate_image(png, max_pixels=LIMIT, decode=False).data == png
+    assert validate(jpeg, max_pixels=LIMIT, decode=False).data == jpeg
+    assert validate(png, max_pixels=LIMIT, decode=False).data == png
     assert _reason(jpeg[: len(jpeg) * 2 // 3], decode=False) == "corrupt"
     assert _reason(png[: len(png) * 2 // 3], decode=False) == "corrupt"
     assert _reason(make_png_bomb(), decode=False) == "bomb"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_decode_gives_rgb_of_every_accepted_format(fmt: str) -> None:
+    image = decode(make_image((10, 20, 30), size=(40, 30), fmt=fmt), max_pixels=LIMIT)
+    assert (image.mode, image.size) == ("RGB", (40, 30))
+
+
+def _decode_reason(data: bytes, max_pixels: int = LIMIT) -> str:
+    with pytest.raises(InvalidImage) as caught:
+        decode(data, max_pixels=max_pixels)
+    return caught.value.reason
+
+
+def test_decode_refuses_what_validate_refuses() -> None:
+    jpeg = make_image((1, 2, 3), size=(256, 256), shape="stripes")
+    png = make_image((1, 2, 3), size=(256, 256), fmt="PNG", shape="stripes")
+    ico = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(ico, format="ICO")
+    assert _decode_reason(jpeg[: len(jpeg) * 2 // 3]) == "corrupt"
+    assert _decode_reason(png[: len(png) * 2 // 3]) == "corrupt"
+    assert _decode_reason(make_png_bomb()) == "bomb"
+    assert _decode_reason(make_image(size=(200, 100), fmt="PNG"), max_pixels=10_000) == "bomb"
+    assert _decode_reason(b"<html>not an image</html>") == "not_image"
+    assert _decode_reason(ico.getvalue()) == "unsupported_format"
+
+
+def test_concurrent_decodes_leave_the_process_warning_filters_alone() -> None:
+    """Warning filters are process-wide: a decoder that changed them for its own call
+    would, from several threads at once, leave them changed for everyone."""
+    images = [make_image((i, 20, 30), size=(256, 256), fmt="PNG") for i in range(8)]
+    before = list(warnings.filters)
+
+    def decode_all(data: bytes) -> None:
+        for _ in range(40):
+            decode(data, max_pixels=1_000_000)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(decode_all, images))
+    assert warnings.filters == before
+
+
+def test_declared_pixels_reads_the_header_only() -> None:
+    assert declared_pixels(make_image(size=(40, 30), fmt="JPEG")) == 1200
+    assert declared_pixels(make_png_bomb()) > LIMIT
+    assert declared_pixels(b"not an image") == 0

@@ -1,0 +1,68 @@
+"""Which runtime runs the model (``PIXSEARCH_INFERENCE``), loaded once per process.
+
+``auto`` (default) uses ONNX where an export of the configured model exists
+and torch otherwise, saying so in the log; ``onnx`` requires an export;
+``torch`` always runs open_clip eagerly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pixsearch.config import Settings
+from pixsearch.inference import exported
+from pixsearch.inference.model import ClipModel, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+_loaded: dict[tuple[object, ...], ClipModel] = {}
+_load_lock = threading.Lock()
+
+
+def load_model(settings: Settings) -> ClipModel:
+    """The model ``settings`` name on the runtime they choose, shared by the whole process."""
+    cache_key: tuple[object, ...] = (settings.inference, settings.model, settings.pretrained)
+    if settings.inference == "torch":
+        cache_key += (settings.device,)
+    else:
+        cache_key += (exported.location(settings), settings.onnx_precision)
+    with _load_lock:
+        if cache_key not in _loaded:
+            _loaded[cache_key] = create_model(settings)
+        return _loaded[cache_key]
+
+
+def create_model(settings: Settings) -> ClipModel:
+    """A new model instance (uncached) on the runtime ``settings`` choose."""
+    if settings.inference in ("auto", "onnx"):
+        export = exported.find(settings)
+        if export is not None:
+            from pixsearch.inference.onnx_runtime import OnnxClip
+
+            log.info("model %s runs on onnxruntime from %s", settings.model_tag, export.directory)
+            return OnnxClip(
+                export, threads=settings.torch_threads, precision=settings.onnx_precision
+            )
+        where = exported.model_location(exported.location(settings), settings.model_tag)
+        if settings.inference == "onnx":
+            raise ModelUnavailable(
+                f"PIXSEARCH_INFERENCE=onnx but there is no exported model at {where}; "
+                "run `pixsearch model export` (or set PIXSEARCH_ONNX_DIR to where it is, "
+                "or PIXSEARCH_INFERENCE=torch)"
+            )
+        log.info(
+            "no exported ONNX model of %s at %s (`pixsearch model export` makes one): "
+            "running it on torch",
+            settings.model_tag,
+            where,
+        )
+    try:
+        from pixsearch.inference.torch_runtime import create_model as create_torch_model
+    except ModuleNotFoundError as missing:  # a lean image: onnxruntime only
+        raise ModelUnavailable(
+            f"the torch runtime needs {missing.name}, which is not installed "
+            "(pip install 'pixsearch[export]'); or export the model (`pixsearch model export`) "
+            "and set PIXSEARCH_ONNX_DIR to where the export is"
+        ) from None
+    return create_torch_model(settings)

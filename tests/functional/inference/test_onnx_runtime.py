@@ -1,0 +1,143 @@
+"""The exported tiny model on onnxruntime: same tag, same vectors as torch, any batch size."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pixsearch.config import Settings
+from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, create_model, probes
+from pixsearch.inference.exported import MANIFEST, sha256_of
+from pixsearch.inference.torch_runtime import create_model as create_torch_model
+from pixsearch.storage import ObjectStore, client
+
+TAG = "pixsearch-tiny__none"
+TEXTS = ["a red square", "a photo of a dog", "東京の夜景", "", "x " * 100]
+
+
+@pytest.fixture(scope="module")
+def torch_model() -> ClipModel:
+    return create_torch_model(Settings(model=TINY_MODEL, pretrained="", inference="torch"))
+
+
+def _onnx(tiny_export: Path, **changes: object) -> ClipModel:
+    settings = Settings(
+        model=TINY_MODEL, pretrained="", inference="onnx", onnx_dir=str(tiny_export), **changes
+    )
+    return create_model(settings)
+
+
+def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum(axis=1).min())
+
+
+def test_onnx_and_torch_agree_per_vector(tiny_export: Path, torch_model: ClipModel) -> None:
+    onnx = _onnx(tiny_export)
+    assert (onnx.runtime, torch_model.runtime) == ("onnx", "torch")
+    assert onnx.tag == torch_model.tag == TAG and onnx.dim == torch_model.dim
+    images = probes.images(seed=7)
+    image_vectors = onnx.encode_images(images)
+    text_vectors = onnx.encode_texts(TEXTS)
+    assert image_vectors.dtype == text_vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(image_vectors, axis=1), 1.0, rtol=1e-5)
+    assert _min_cosine(image_vectors, torch_model.encode_images(images)) >= 0.999
+    assert _min_cosine(text_vectors, torch_model.encode_texts(TEXTS)) >= 0.999
+
+
+def test_batch_axis_is_dynamic(tiny_export: Path) -> None:
+    onnx = _onnx(tiny_export)
+    images = probes.images(seed=3)
+    together = onnx.encode_images(images)
+    for size in (1, 2, 5):
+        np.testing.assert_allclose(onnx.encode_images(images[:size]), together[:size], atol=1e-5)
+    assert onnx.encode_texts(["one"]).shape == (1, onnx.dim)
+    assert onnx.encode_images([]).shape == (0, onnx.dim)
+
+
+def test_int8_graphs_stay_close_to_fp32(tiny_export: Path) -> None:
+    fp32, int8 = _onnx(tiny_export), _onnx(tiny_export, onnx_precision="int8")
+    images = probes.images(seed=5)
+    assert int8.tag == fp32.tag
+    assert _min_cosine(int8.encode_images(images), fp32.encode_images(images)) >= 0.99
+    assert _min_cosine(int8.encode_texts(TEXTS), fp32.encode_texts(TEXTS)) >= 0.99
+
+
+def test_manifest_names_source_model_constants_and_checksums(tiny_export: Path) -> None:
+    directory = tiny_export / TAG
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert (manifest["model"], manifest["pretrained"], manifest["model_tag"]) == (
+        TINY_MODEL,
+        "",
+        TAG,
+    )
+    assert manifest["preprocessing"]["image_size"] == [32, 32]
+    assert manifest["tokenizer"]["context_length"] == 32
+    assert set(manifest["graphs"]) == {"fp32", "int8"}
+    assert manifest["quality"]["tokens_identical"] is True
+    assert manifest["quality"]["fp32"]["image_cosine_min"] >= 0.999
+    for name, info in manifest["files"].items():
+        assert sha256_of(directory / name) == info["sha256"]
+
+
+def test_a_damaged_export_is_an_error_not_a_silent_fallback(tiny_export: Path, tmp_path: Path):
+    copy = tmp_path / "damaged"
+    shutil.copytree(tiny_export, copy)
+    (copy / TAG / "image.onnx").write_bytes(b"cut")
+    with pytest.raises(ModelUnavailable, match="export --force"):
+        create_model(Settings(model=TINY_MODEL, pretrained="", onnx_dir=str(copy)))
+
+
+def test_onnx_without_export_names_the_command(tmp_path: Path) -> None:
+    settings = Settings(model=TINY_MODEL, pretrained="", inference="onnx", onnx_dir=str(tmp_path))
+    with pytest.raises(ModelUnavailable, match="pixsearch model export"):
+        create_model(settings)
+
+
+def test_auto_uses_onnx_when_exported_else_torch_and_says_so(
+    tiny_export: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert (
+        create_model(Settings(model=TINY_MODEL, pretrained="", onnx_dir=str(tiny_export))).runtime
+        == "onnx"
+    )
+    with caplog.at_level(logging.INFO, logger="pixsearch.inference.loader"):
+        model = create_model(Settings(model=TINY_MODEL, pretrained="", onnx_dir=str(tmp_path)))
+    assert model.runtime == "torch"
+    assert "running it on torch" in caplog.text and "pixsearch model export" in caplog.text
+
+
+def test_export_to_s3_and_load_from_there(
+    tiny_export: Path,
+    settings: Settings,
+    store: ObjectStore,
+    torch_model: ClipModel,
+    tmp_path: Path,
+) -> None:
+    from pixsearch.inference.export import export
+
+    prefix = f"s3://{settings.bucket}/models"
+    source = Settings(model=TINY_MODEL, pretrained="", inference="torch")
+    result = export(source, prefix)
+    assert result.destination == f"{prefix}/{TAG}" and not result.skipped
+    assert export(source, prefix).skipped  # idempotent: an export that exists is kept
+    listed = client("s3").list_objects_v2(Bucket=settings.bucket, Prefix="models/")
+    assert {item["Key"].rsplit("/", 1)[1] for item in listed["Contents"]} >= {
+        MANIFEST,
+        "image.onnx",
+        "text.onnx",
+    }
+    runtime = Settings(
+        model=TINY_MODEL,
+        pretrained="",
+        inference="onnx",
+        onnx_dir=prefix,
+        model_cache_dir=tmp_path / "cache",
+    )
+    onnx = create_model(runtime)
+    assert create_model(runtime).tag == TAG  # second load: from the checked local copy
+    assert _min_cosine(onnx.encode_texts(TEXTS), torch_model.encode_texts(TEXTS)) >= 0.999

@@ -1,0 +1,61 @@
+"""One model tag, two runtimes: an index embedded on one runtime is searched on the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pixsearch.config import Settings
+from pixsearch.inference import ClipModel
+from pixsearch.runtime.dispatcher import Dispatcher
+from pixsearch.search.requests import build_request
+from pixsearch.search.service import SearchService
+from pixsearch.storage import ObjectStore
+from tests.fixtures.model import StoredImage, store_images
+
+
+def _each_image_finds_itself(service: SearchService, images: list[StoredImage]) -> None:
+    for image in images:
+        response = service.search(
+            build_request(service.settings, k=3, min_score=None, image_bytes=image.data)
+        )
+        assert response.results[0].key == image.key
+        assert response.results[0].score >= 0.999
+
+
+def test_torch_index_onnx_queries(
+    tiny_model: ClipModel,
+    tiny_export: Path,
+    settings: Settings,
+    store: ObjectStore,
+    pipeline: Dispatcher,
+) -> None:
+    images = store_images(store, 6)
+    pipeline.drain()
+    onnx_settings = settings.model_copy(update={"inference": "onnx", "onnx_dir": str(tiny_export)})
+    service = SearchService(onnx_settings, store)
+    assert service.model().runtime == "onnx" and service.model().tag == tiny_model.tag
+    _each_image_finds_itself(service, images)
+    torch_text = SearchService(settings, store).search(
+        build_request(settings, k=6, min_score=None, text="a blue circle")
+    )
+    onnx_text = service.search(build_request(settings, k=6, min_score=None, text="a blue circle"))
+    assert [r.key for r in onnx_text.results] == [r.key for r in torch_text.results]
+    np.testing.assert_allclose(
+        [r.score for r in onnx_text.results], [r.score for r in torch_text.results], atol=1e-3
+    )
+
+
+def test_onnx_index_torch_queries(
+    tiny_onnx_model: ClipModel,
+    settings: Settings,
+    store: ObjectStore,
+    pipeline: Dispatcher,
+) -> None:
+    assert settings.inference == "onnx"
+    images = store_images(store, 6)
+    pipeline.drain()
+    service = SearchService(settings.model_copy(update={"inference": "torch"}), store)
+    assert service.model().runtime == "torch" and service.model().tag == tiny_onnx_model.tag
+    _each_image_finds_itself(service, images)
