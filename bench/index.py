@@ -43,8 +43,8 @@ from pixsearch import layout, shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.events import ObjectEvent  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
+from pixsearch.index.calibration import recall_at_k  # noqa: E402
 from pixsearch.index.handler import index_events  # noqa: E402
-from pixsearch.index.quantizer import recall_at_k  # noqa: E402
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectInfo, ObjectStore, client  # noqa: E402
 
