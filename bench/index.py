@@ -43,8 +43,8 @@ from pixsearch import layout, shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.events import ObjectEvent  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
+from pixsearch.index.calibration import recall_at_k  # noqa: E402
 from pixsearch.index.handler import index_events  # noqa: E402
-from pixsearch.index.quantizer import recall_at_k  # noqa: E402
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectInfo, ObjectStore, client  # noqa: E402
 
@@ -177,8 +177,10 @@ def search_worker() -> None:
                 found.append([int(hit.key.rsplit("/", 1)[1].split(".")[0], 16) for hit in hits])
             reply["recall"] = recall_at_k(np.array(found), exact)
             reply["p50_ms"] = statistics.median(times) * 1000
-        template = manifests.read(store, TAG)[0].quantizer
-        reply["ivf"] = f"{template.factory}, nprobe {template.nprobe}" if template else "none"
+        current = manifests.read(store, TAG)[0]
+        probes = [str(entry.params["nprobe"]) for entry in current.segments if entry.kind == "ivf"]
+        template = current.quantizer
+        reply["ivf"] = f"{template.factory}, nprobe {'/'.join(probes)}" if template else "none"
         reply["rss_mb"] = rss_mb("VmRSS")
         reply["peak_mb"] = rss_mb("VmHWM")
         print(json.dumps(reply), flush=True)
@@ -319,16 +321,31 @@ def report(runs, points, args, elapsed, settings) -> None:
     )
     print(
         "| index size | search RSS | load | recall@10 | p50 query | +1 run "
-        "| reload (segments kept) | RSS after reload |"
+        "| reload (segments kept) | RSS after reload | IVF |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for point, extra in points:
         print(
             f"| {point['vectors']:,} | {point['rss_mb']:.0f} MB | {point['load_s']:.2f} s | "
             f"{point['recall']:.3f} | {point['p50_ms']:.1f} ms | {extra.wall_s:.2f} s | "
             f"{point['reload_s']:.3f} s ({point['reload_reused']}/{extra.segments}) | "
-            f"{point['reload_rss_mb']:.0f} MB |"
+            f"{point['reload_rss_mb']:.0f} MB | {point['ivf']} |"
         )
+    if len(points) >= 2:
+        extrapolate(points[0][0], points[-1][0], args.dim)
+
+
+def extrapolate(first: dict, last: dict, dim: int, target: int = 10_000_000) -> None:
+    """Search RSS at ``target`` vectors from the growth between two checkpoints, as SQ8
+    (``dim`` bytes of codes a vector) and with PQ codes of 64 and 128 bytes instead."""
+    per_vector = (last["rss_mb"] - first["rss_mb"]) * 2**20 / (last["vectors"] - first["vectors"])
+    base = last["rss_mb"] - last["vectors"] * per_vector / 2**20
+    print(f"search RSS per vector {per_vector:.0f} B (SQ8 codes {dim} B), base {base:.0f} MB")
+    for name, code in (("SQ8", dim), ("PQ128", 128), ("PQ64", 64)):
+        if code > dim:
+            continue
+        total = base + target * (per_vector - dim + code) / 2**20
+        print(f"  {target:,} vectors as {name}: ~{total:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
+from pixsearch.index import calibration  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
 from pixsearch.index import quantizer as quantizers  # noqa: E402
 from pixsearch.index import segment as segments  # noqa: E402
@@ -245,7 +246,7 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
     for name, queries in (("image_like", near), ("unrelated", unrelated)):
         _, exact = flat.search(queries, K)
         _, found = live.search(queries, K, params=params)
-        results["recall_at_10"][name] = round(segments.recall_at_k(found, exact), 4)
+        results["recall_at_10"][name] = round(calibration.recall_at_k(found, exact), 4)
     probes = np.vstack([near, unrelated])
 
     def bare_encode(text: str) -> None:

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     index_grace_s: float = Field(default=3600.0, ge=0)
 
     # Search
+    # The search function's memory (SearchMemorySize in infra/template.yaml): the index
+    # stage warns once the segments search must load outgrow it.
+    search_memory_mb: int = Field(default=3008, ge=128)
     search_k_max: int = Field(default=100, ge=1)
     search_text_max_chars: int = Field(default=1000, ge=1)
     search_upload_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)

@@ -15,7 +15,7 @@ from typing import Any
 from pixsearch import layout, shards
 from pixsearch.config import Settings, get_settings
 from pixsearch.events import ObjectEvent, process_batch
-from pixsearch.index import retention, update
+from pixsearch.index import capacity, retention, update
 from pixsearch.index.compaction import Limits
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.engines import open_store
@@ -78,6 +78,9 @@ def index_events(
             log.exception("index update of %s failed", tag)
             failures.update(dict.fromkeys(message_ids, error))
             continue
+        warning = capacity.search_memory_warning(published, settings.search_memory_mb)
+        if warning:
+            log.warning(warning)
         if published.version % COLLECT_EVERY == 0:
             try:
                 retention.collect(store, tag, grace_s=limits.grace_s)

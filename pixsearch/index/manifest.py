@@ -61,7 +61,7 @@ class QuantizerEntry:
     sha256: str
     factory: str
     nlist: int
-    nprobe: int  # calibrated on the training sample for recall@10
+    nprobe: int  # calibrated on the training sample; each IVF segment carries its own
 
 
 @dataclass(frozen=True)

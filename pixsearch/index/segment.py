@@ -3,10 +3,11 @@
 Small segments are exact ``Flat`` indexes. Above ``index_flat_max`` rows a segment is
 ``IVF{nlist},SQ8`` built from the index's one shared, trained template (see
 :mod:`pixsearch.index.quantizer`), so two IVF segments merge by moving inverted lists
-(``merge_from``) rather than by reconstructing vectors and training again. Each
-segment is three objects, all checksummed in the manifest: the FAISS index, the row
-table (key, source URL, size, in FAISS id order) and the rows' key hashes (8 bytes a
-row), which is all the index stage needs to dedup and count tombstones.
+(``merge_from``) rather than by reconstructing vectors and training again; each IVF
+segment carries the ``nprobe`` calibrated on its own rows. Each segment is three
+objects, all checksummed in the manifest: the FAISS index, the row table (key, source
+URL, size, in FAISS id order) and the rows' key hashes (8 bytes a row), which is all
+the index stage needs to dedup and count tombstones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pixsearch import layout
+from pixsearch.index import calibration
 from pixsearch.index.manifest import CorruptIndex, QuantizerEntry, SegmentEntry
 from pixsearch.shards import ShardRow
 from pixsearch.storage import ConflictError, ObjectNotFound, ObjectStore
@@ -240,7 +242,7 @@ def _finish(
         rows_sha256=hashlib.sha256(rows_bytes).hexdigest(),
         keys_sha256=hashlib.sha256(keys_bytes).hexdigest(),
         quantizer=quantizer.id if quantizer else "",
-        params={"nprobe": quantizer.nprobe} if quantizer else {},
+        params={"nprobe": calibration.nprobe(index)} if quantizer else {},
         bytes=len(index_bytes),
     )
     return Built(Segment(entry, index, rows, hashes), index_bytes, rows_bytes, keys_bytes)

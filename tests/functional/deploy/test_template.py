@@ -138,6 +138,16 @@ def test_index_run_limits_are_the_index_function_size() -> None:
     assert function["Timeout"] == defaults.index_time_s
 
 
+def test_the_index_stage_knows_the_search_function_size() -> None:
+    """The index stage warns when the segments outgrow the search function's memory."""
+    parameters = template()["Parameters"]
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    function = resource("SearchFunction")["Properties"]
+    assert function["MemorySize"] == {"Ref": "SearchMemorySize"}
+    assert variables["PIXSEARCH_SEARCH_MEMORY_MB"] == {"Ref": "SearchMemorySize"}
+    assert parameters["SearchMemorySize"]["Default"] == Settings().search_memory_mb
+
+
 def _template_notifications() -> set[tuple[str, str, str, str]]:
     bucket = resource("DataBucket")["Properties"]
     found = set()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
-from pixsearch.index import quantizer
+from pixsearch.index import calibration, quantizer
 from pixsearch.index.manifest import Manifest
 from pixsearch.index.reader import IndexSnapshot, _LiveSegment
-from pixsearch.index.segment import Rows, build_flat, build_ivf, key_hashes, merge
+from pixsearch.index.segment import Rows, Segment, build_flat, build_ivf, key_hashes, merge
 from pixsearch.shards import shard_id
 from tests.fixtures.model import unit_vectors
 
@@ -91,8 +92,36 @@ def test_a_merge_that_keeps_nothing_is_no_segment():
 
 def test_recall_at_k():
     exact = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
-    assert quantizer.recall_at_k(exact, exact) == 1.0
-    assert quantizer.recall_at_k(np.array([[4, 3, 9, 9], [5, 0, 0, 0]]), exact) == 3 / 8
+    assert calibration.recall_at_k(exact, exact) == 1.0
+    assert calibration.recall_at_k(np.array([[4, 3, 9, 9], [5, 0, 0, 0]]), exact) == 3 / 8
+
+
+def test_each_ivf_segment_is_calibrated_on_its_own_rows_so_recall_holds_as_it_grows():
+    data = unit_vectors(16_200, 32, 7, clusters=400)
+    vectors, queries = data[:16_000], data[16_000:]
+    template, _ = quantizer.train(vectors[:2000], nlist=48)
+
+    def check(segment: Segment) -> int:
+        probes = segment.entry.params["nprobe"]
+        assert probes == calibration.nprobe(segment.index)  # deterministic
+        assert 1 <= probes < 48  # clustered rows need a fraction of the lists
+        count = segment.entry.count
+        _, exact = faiss.knn(queries, vectors[:count], 10, metric=faiss.METRIC_INNER_PRODUCT)
+        _, found = segment.index.search(
+            queries, 10, params=faiss.SearchParametersIVF(nprobe=probes)
+        )
+        assert calibration.recall_at_k(found, exact) >= 0.95
+        return probes
+
+    small = build_ivf(vectors[:2000], _rows(_names("a", 2000)), template).segment
+    rest = build_ivf(vectors[2000:], _rows(_names("b", 14_000)), template).segment
+    probes = [check(small)]
+    grown = merge(
+        [(small, np.arange(2000)), (rest, np.arange(14_000))], flat_max=0, template=template
+    )
+    assert grown is not None
+    probes.append(check(grown.segment))
+    assert probes[1] >= probes[0], probes  # 8 times the rows: more neighbours in other lists
 
 
 def test_shard_id_depends_on_the_set_of_row_identities_only():
