@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,31 @@ def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
         assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
     finally:
         stack.stop()
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["up-alone", "with-its-children"])
+def test_a_killed_stack_keeps_its_pending_messages(env, whole_group: bool):
+    stack = RunningStack(env, "--stages", "download")
+    s3_for(env).put_object(Bucket="stack-test", Key="images/ab/pending.jpg", Body=b"not here")
+    stack.kill(whole_group=whole_group)
+    deadline = time.monotonic() + 30
+    while port_answers(int(env["PIXSEARCH_MOTO_PORT"])):  # alone, it stops by itself
+        assert time.monotonic() < deadline, "the emulator outlived the killed stack"
+        time.sleep(0.2)
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        sqs = boto3.client("sqs", **client_options(env))
+        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
+        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
+    finally:
+        stack.stop()
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_status_without_a_stack_says_what_to_do(env):
