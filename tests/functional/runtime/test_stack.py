@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -118,6 +119,62 @@ def test_a_killed_stack_keeps_its_pending_messages(env, whole_group: bool):
 def port_answers(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def write_moto_mirror(data_dir: Path, objects: dict[str, bytes], pending: dict[str, list]) -> None:
+    """The data directory an older release (moto server + a bucket mirror) left behind."""
+    (data_dir / "objects").mkdir(parents=True)
+    for key, body in objects.items():
+        (data_dir / "objects" / hashlib.sha256(key.encode()).hexdigest()).write_bytes(body)
+    catalogue = {
+        key: {
+            "etag": "e",
+            "content_type": "image/jpeg",
+            "metadata": {"source-url": f"http://e/{key}"},
+        }
+        for key in objects
+    }
+    (data_dir / "objects.json").write_text(json.dumps(catalogue))
+    (data_dir / "pending-messages.json").write_text(json.dumps(pending))
+
+
+def test_the_data_of_an_older_release_is_imported_once(env):
+    data_dir = Path(env["PIXSEARCH_DATA_DIR"])
+    objects = {"images/ab/old one.jpg": b"jpeg", "embeddings/m/s.npy": b"npy"}
+    waiting = {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "images/cd/w.jpg"}}}]}
+    write_moto_mirror(data_dir, objects, {"embed": [json.dumps(waiting)], "index-dlq": ["odd"]})
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        assert "imported 2 objects and 2 pending messages" in "".join(stack.output)
+        s3 = s3_for(env)
+        for key, body in objects.items():
+            kept = s3.get_object(Bucket="stack-test", Key=key)
+            assert (kept["Body"].read(), kept["ContentType"]) == (body, "image/jpeg")
+            assert kept["Metadata"] == {"source-url": f"http://e/{key}"}
+        sqs = boto3.client("sqs", **client_options(env))
+        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
+        got = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        # The saved message is back; the imported image, embedded long ago, sent none.
+        assert notification_keys(got.get("Messages", [])) == ["images/cd/w.jpg"]
+        index_dlq = sqs.get_queue_url(QueueName="pixsearch-index-dlq")["QueueUrl"]
+        got = sqs.receive_message(QueueUrl=index_dlq, WaitTimeSeconds=1)
+        assert [m["Body"] for m in got["Messages"]] == ["odd"]
+    finally:
+        stack.stop()
+    assert not (data_dir / "objects.json").exists()
+    assert sorted(p.name for p in (data_dir / "moto-mirror.imported").iterdir()) == [
+        "objects",
+        "objects.json",
+        "pending-messages.json",
+    ]
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        assert "imported" not in "".join(stack.output)
+        assert s3_for(env).get_object(Bucket="stack-test", Key="embeddings/m/s.npy")
+    finally:
+        stack.stop()
 
 
 def test_status_without_a_stack_says_what_to_do(env):
