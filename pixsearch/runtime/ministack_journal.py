@@ -19,7 +19,7 @@ queued. The fix, installed by :mod:`pixsearch.runtime.ministack_fixes`:
   so replaying twice changes nothing), then *compacted*: the whole SQS state
   is written with fsync and an atomic rename, and the journal emptied.
   Compaction also follows every change of queue configuration (create,
-  delete, attributes, tags, permissions, purge), a clean stop, and a journal
+  delete, attributes, tags, permissions), a clean stop, and a journal
   grown past twice the last state (at least ``MIN_COMPACT_BYTES``), so the
   journal to replay stays small.
 
@@ -42,14 +42,13 @@ log = logging.getLogger("pixsearch.ministack")
 JOURNAL = "pixsearch-sqs-journal.jsonl"
 MIN_COMPACT_BYTES = 16 << 20
 
-# Actions that change a queue's configuration or drop its messages wholesale: compact after.
+# Actions that may change a queue's configuration: compact after those that do.
 CONFIGURATION_ACTIONS = (
     "CreateQueue",
     "DeleteQueue",
     "SetQueueAttributes",
     "AddPermission",
     "RemovePermission",
-    "PurgeQueue",
     "TagQueue",
     "UntagQueue",
 )
@@ -138,13 +137,29 @@ class Journal:
         self.size = 0
         self.compact_at = max(MIN_COMPACT_BYTES, 2 * len(data))
 
+    def configuration(self) -> str:
+        """Every queue as configured, without its messages or the time it was last changed.
+
+        ``pixsearch up`` creates and configures its queues at every start; only a
+        change needs a compaction, which at a long backlog is a large write.
+        """
+        queues = {}
+        for key, queue in self.sqs._queues._data.items():
+            settings = {name: value for name, value in queue.items() if name != "messages"}
+            attributes = dict(settings.get("attributes", {}))
+            attributes.pop("LastModifiedTimestamp", None)
+            queues[repr(key)] = {**settings, "attributes": attributes}
+        return json.dumps(queues, sort_keys=True, default=str)
+
     def compacting_after(self, action: Any) -> Any:
         """``action`` (a configuration change) followed by journaling new queues and compacting."""
 
         def compacted(data: dict, queue_url: str) -> Any:
+            before = self.configuration()
             result = action(data, queue_url)
             self.watch_queues()
-            self.compact()
+            if self.configuration() != before:
+                self.compact()
             return result
 
         return compacted
