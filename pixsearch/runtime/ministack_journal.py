@@ -83,7 +83,11 @@ class Journal:
             view = view[os.write(self._fd, view) :]
         self.size += len(line)
         if self.size > self.compact_at:
-            self.compact()
+            try:
+                self.compact()
+            except OSError:  # the change itself is journaled: keep serving, try again later
+                log.warning("could not compact the queue journal", exc_info=True)
+                self.compact_at = 2 * self.size
 
     def recover(self) -> int:
         """Replay the journal over the state MiniStack loaded, journal every queue, compact."""

@@ -62,6 +62,19 @@ def status_json(env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
+def waiting(env: dict[str, str], queue: str) -> list[dict]:
+    sqs = boto3.client("sqs", **client_options(env))
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages", []
+    )
+
+
+def waiting_keys(env: dict[str, str], queue: str) -> list[str]:
+    """The object keys the notifications waiting on ``queue`` name."""
+    return notification_keys(waiting(env, queue))
+
+
 def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
     stack = RunningStack(env, "--stages", "download")
     s3 = s3_for(env)
@@ -88,10 +101,7 @@ def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
         state = status_json(env)
         assert state["stages"]["download"]["dead_letters"] == 0
         # The embed message waiting at stop is still there, once: nothing is sent again.
-        sqs = boto3.client("sqs", **client_options(env))
-        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
-        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
+        assert waiting_keys(env, "pixsearch-embed") == ["images/ab/pending.jpg"]
     finally:
         stack.stop()
 
@@ -108,10 +118,7 @@ def test_a_killed_stack_keeps_its_pending_messages(env, whole_group: bool):
 
     stack = RunningStack(env, "--stages", "download")
     try:
-        sqs = boto3.client("sqs", **client_options(env))
-        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
-        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
+        assert waiting_keys(env, "pixsearch-embed") == ["images/ab/pending.jpg"]
     finally:
         stack.stop()
 
@@ -141,8 +148,8 @@ def write_moto_mirror(data_dir: Path, objects: dict[str, bytes], pending: dict[s
 def test_the_data_of_an_older_release_is_imported_once(env):
     data_dir = Path(env["PIXSEARCH_DATA_DIR"])
     objects = {"images/ab/old one.jpg": b"jpeg", "embeddings/m/s.npy": b"npy"}
-    waiting = {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "images/cd/w.jpg"}}}]}
-    write_moto_mirror(data_dir, objects, {"embed": [json.dumps(waiting)], "index-dlq": ["odd"]})
+    saved = {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "images/cd/w.jpg"}}}]}
+    write_moto_mirror(data_dir, objects, {"embed": [json.dumps(saved)], "index-dlq": ["odd"]})
 
     stack = RunningStack(env, "--stages", "download")
     try:
@@ -152,14 +159,9 @@ def test_the_data_of_an_older_release_is_imported_once(env):
             kept = s3.get_object(Bucket="stack-test", Key=key)
             assert (kept["Body"].read(), kept["ContentType"]) == (body, "image/jpeg")
             assert kept["Metadata"] == {"source-url": f"http://e/{key}"}
-        sqs = boto3.client("sqs", **client_options(env))
-        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
-        got = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         # The saved message is back; the imported image, embedded long ago, sent none.
-        assert notification_keys(got.get("Messages", [])) == ["images/cd/w.jpg"]
-        index_dlq = sqs.get_queue_url(QueueName="pixsearch-index-dlq")["QueueUrl"]
-        got = sqs.receive_message(QueueUrl=index_dlq, WaitTimeSeconds=1)
-        assert [m["Body"] for m in got["Messages"]] == ["odd"]
+        assert waiting_keys(env, "pixsearch-embed") == ["images/cd/w.jpg"]
+        assert [m["Body"] for m in waiting(env, "pixsearch-index-dlq")] == ["odd"]
     finally:
         stack.stop()
     assert not (data_dir / "objects.json").exists()
