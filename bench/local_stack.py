@@ -1,6 +1,7 @@
 """The local stack's backends side by side: end to end ingest, restart, memory.
 
     python bench/local_stack.py [--images 2000] [--restart 10000,100000] [--skip-ingest]
+                                [--puts 3000]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
 
@@ -17,6 +18,10 @@ For each backend of ``pixsearch.runtime.emulator`` in one run:
    ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
    keeps nothing across restarts, so it has no row.
 3. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
+4. with ``--puts N``: N puts of 50 KB into a MiniStack bucket notifying a queue
+   that nobody drains (puts/s, emulator CPU per put), then a SIGKILL of the
+   emulator and a start over the same directory: how long until it answers and
+   how many of the N messages are still queued.
 
 Writes a section to bench/RESULTS.md and prints JSON.
 """
@@ -195,6 +200,56 @@ def restart(count: int, work: Path) -> dict[str, float]:
     return figures
 
 
+def notified_puts(count: int, work: Path) -> dict[str, float]:
+    """Puts with S3 -> SQS notifications, then a crash (SIGKILL) and a restart."""
+    data_dir, port = work / f"puts-{count}", free_port()
+
+    def start() -> EmulatorProcess:
+        return launch("ministack", port=port, data_dir=data_dir, log_path=work / "p.log").start()
+
+    emulator = start()
+    assert emulator.process is not None
+    s3, sqs = boto("s3", emulator.endpoint_url), boto("sqs", emulator.endpoint_url)
+    queue = sqs.create_queue(QueueName="puts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    s3.create_bucket(Bucket="puts-bench")
+    s3.put_bucket_notification_configuration(
+        Bucket="puts-bench",
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    sqs.purge_queue(QueueUrl=queue)  # the s3:TestEvent
+    body = os.urandom(50 * 1024)
+    cpu_before, started = cpu_s(emulator.process.pid), time.monotonic()
+    for n in range(count):
+        s3.put_object(Bucket="puts-bench", Key=f"images/{n:06d}.jpg", Body=body)
+    elapsed = time.monotonic() - started
+    figures: dict[str, float] = {
+        "puts": count,
+        "puts_per_s": round(count / elapsed, 1),
+        "emulator_cpu_ms_per_put": round(
+            1000 * (cpu_s(emulator.process.pid) - cpu_before) / count, 2
+        ),
+    }
+    emulator.process.send_signal(signal.SIGKILL)
+    emulator.process.wait()
+    started = time.monotonic()
+    emulator = start()
+    try:
+        figures["restart_after_kill_s"] = round(time.monotonic() - started, 2)
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        figures["messages_after_kill"] = int(attributes["ApproximateNumberOfMessages"])
+    except Exception as error:  # noqa: BLE001 - a lost queue is a result, not a crash
+        figures["messages_after_kill"] = 0
+        figures["error_after_kill"] = str(error)[:120]
+    finally:
+        emulator.stop()
+    return figures
+
+
 def memory_vs_bytes(backend: str, work: Path) -> dict[str, float]:
     emulator: EmulatorProcess = launch(
         backend,
@@ -222,6 +277,7 @@ def main() -> None:
     parser.add_argument("--restart", default="10000,100000")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--puts", type=int, default=0, help="puts with notifications, then a crash")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
     results: dict[str, object] = {"work": str(work)}
@@ -231,6 +287,8 @@ def main() -> None:
         with Nginx(folder) as nginx:
             results["ingest"] = {b: ingest(b, args.images, nginx.port, work) for b in BACKENDS}
     results["restart"] = [restart(int(n), work) for n in args.restart.split(",") if n]
+    if args.puts:
+        results["notified_puts"] = notified_puts(args.puts, work)
     if not args.skip_memory:
         results["memory_vs_bytes"] = {b: memory_vs_bytes(b, work) for b in BACKENDS}
     print(json.dumps(results, indent=2))

@@ -6,8 +6,9 @@ each backend module only says how to start its server and whether it keeps
 its data on disk by itself:
 
 - ``ministack`` (:mod:`pixsearch.runtime.ministack_server`, the default):
-  objects on disk, queues and bucket configuration saved at shutdown; a
-  restart is ready in about a second with everything in place.
+  objects on disk, every queued message journaled as it changes (a crash
+  loses none), queues and bucket configuration saved at shutdown; a restart
+  is ready in about a second with everything in place.
 - ``moto`` (:mod:`pixsearch.runtime.moto_server`): moto server with the fixes of
   :mod:`pixsearch.runtime.moto_fixes`; everything in memory, gone at stop.
   The reference test fixture.

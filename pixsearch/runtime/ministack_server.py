@@ -8,7 +8,8 @@ to load; ``S3_PERSIST=1`` + ``S3_DATA_DIR`` object bodies and metadata as files
 messages and bucket configuration saved on SIGTERM and loaded at start. Its IoT
 MQTT listener (port 8883) and SFTP server are turned off. It runs through
 :mod:`pixsearch.runtime.ministack_fixes`, which makes a restart read one metadata
-snapshot instead of every object's sidecar.
+snapshot instead of every object's sidecar and journals every queue change so
+that a crash loses no message.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ topology -> dispatcher -> search API -> web app. Shutdown runs in the reverse
 order and leaves no child process behind.
 
 Data survives a restart because the default backend keeps it on disk itself
-(see :mod:`pixsearch.runtime.emulator`); the stack copies nothing.
+(see :mod:`pixsearch.runtime.emulator`); the stack copies nothing. The data
+directory of an older release (a bucket mirror of an in-memory moto server) is
+imported once at start (:mod:`pixsearch.runtime.legacy_mirror`).
 Against an external endpoint (``--endpoint-url`` or any of ``AWS_ENDPOINT_URL``,
 ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_SQS``) nothing is started, only what
 is missing is created, and what exists is changed only with ``--reconfigure``.
@@ -27,9 +29,10 @@ from typing import Any
 
 from pixsearch import topology
 from pixsearch.config import Settings
+from pixsearch.runtime import legacy_mirror
 from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, launch
-from pixsearch.storage import client
+from pixsearch.storage import ObjectStore, client
 
 STACK_FILE = "stack.json"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
@@ -104,6 +107,9 @@ class LocalStack:
         client.cache_clear()
 
         s3, sqs = client("s3", self.settings.region), client("sqs", self.settings.region)
+        mirror = not external and self.options.persist and legacy_mirror.found(self.data_dir)
+        if mirror:
+            imported_objects = self._import_mirrored_objects(s3, sqs)
         self.queue_urls = topology.ensure(
             s3,
             sqs,
@@ -111,6 +117,15 @@ class LocalStack:
             visibility_timeout_s=None if external else self.settings.local_visibility_timeout_s,
             reconfigure=self.options.reconfigure or not external,
         )
+        if mirror:
+            messages = legacy_mirror.import_messages(sqs, self.queue_urls, self.data_dir)
+            kept = legacy_mirror.set_aside(self.data_dir)
+            print(
+                f"imported {imported_objects} objects and {messages} pending messages from the "
+                f"data of an older pixsearch release; its files are kept in {kept} (remove "
+                "them once you no longer need them)",
+                flush=True,
+            )
 
         self.dispatcher = Dispatcher(self.settings, self.queue_urls, self.handlers)
         self.dispatcher.start()
@@ -124,6 +139,19 @@ class LocalStack:
             self._start_api(cleanup)
         if self.options.webapp:
             self._start_webapp(cleanup)
+
+    def _import_mirrored_objects(self, s3: Any, sqs: Any) -> int:
+        """The bucket mirror of an older release goes in before the bucket notifies anyone."""
+        topology.ensure(
+            s3,
+            sqs,
+            self.settings,
+            visibility_timeout_s=self.settings.local_visibility_timeout_s,
+            notifications=False,
+        )
+        legacy_mirror.silence_bucket(s3, self.settings.bucket)
+        print(f"importing the data of an older pixsearch release from {self.data_dir}…", flush=True)
+        return legacy_mirror.import_objects(ObjectStore(self.settings.bucket, s3), self.data_dir)
 
     def _handlers(self) -> dict[str, Handler]:
         handlers = available_handlers()

@@ -1,4 +1,8 @@
-"""``pixsearch dlq list|redrive`` against a real moto server and the local runtime."""
+"""``pixsearch dlq list|redrive`` against each emulator and the local runtime.
+
+Neither emulator has SQS's ``StartMessageMoveTask`` (moto answers 500, MiniStack
+400 ``InvalidAction``): on both the redrive must notice and resend instead.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from pixsearch.config import Settings
 from pixsearch.events import ObjectEvent, each, process_batch
 from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.storage import ObjectStore, client
+from tests.fixtures.aws import on_every_backend as pytest_generate_tests
 from tests.fixtures.aws import receive_all
+
+__all__ = ["pytest_generate_tests"]
 
 
 def failing_on(marker: str):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +62,19 @@ def status_json(env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
+def waiting(env: dict[str, str], queue: str) -> list[dict]:
+    sqs = boto3.client("sqs", **client_options(env))
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages", []
+    )
+
+
+def waiting_keys(env: dict[str, str], queue: str) -> list[str]:
+    """The object keys the notifications waiting on ``queue`` name."""
+    return notification_keys(waiting(env, queue))
+
+
 def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
     stack = RunningStack(env, "--stages", "download")
     s3 = s3_for(env)
@@ -85,10 +101,80 @@ def test_data_survives_a_restart_and_ctrl_c_leaves_nothing_running(env):
         state = status_json(env)
         assert state["stages"]["download"]["dead_letters"] == 0
         # The embed message waiting at stop is still there, once: nothing is sent again.
-        sqs = boto3.client("sqs", **client_options(env))
-        embed = sqs.get_queue_url(QueueName="pixsearch-embed")["QueueUrl"]
-        waiting = sqs.receive_message(QueueUrl=embed, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        assert notification_keys(waiting.get("Messages", [])) == ["images/ab/pending.jpg"]
+        assert waiting_keys(env, "pixsearch-embed") == ["images/ab/pending.jpg"]
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["up-alone", "with-its-children"])
+def test_a_killed_stack_keeps_its_pending_messages(env, whole_group: bool):
+    stack = RunningStack(env, "--stages", "download")
+    s3_for(env).put_object(Bucket="stack-test", Key="images/ab/pending.jpg", Body=b"not here")
+    stack.kill(whole_group=whole_group)
+    deadline = time.monotonic() + 30
+    while port_answers(int(env["PIXSEARCH_MOTO_PORT"])):  # alone, it stops by itself
+        assert time.monotonic() < deadline, "the emulator outlived the killed stack"
+        time.sleep(0.2)
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        assert waiting_keys(env, "pixsearch-embed") == ["images/ab/pending.jpg"]
+    finally:
+        stack.stop()
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def write_moto_mirror(data_dir: Path, objects: dict[str, bytes], pending: dict[str, list]) -> None:
+    """The data directory an older release (moto server + a bucket mirror) left behind."""
+    (data_dir / "objects").mkdir(parents=True)
+    for key, body in objects.items():
+        (data_dir / "objects" / hashlib.sha256(key.encode()).hexdigest()).write_bytes(body)
+    catalogue = {
+        key: {
+            "etag": "e",
+            "content_type": "image/jpeg",
+            "metadata": {"source-url": f"http://e/{key}"},
+        }
+        for key in objects
+    }
+    (data_dir / "objects.json").write_text(json.dumps(catalogue))
+    (data_dir / "pending-messages.json").write_text(json.dumps(pending))
+
+
+def test_the_data_of_an_older_release_is_imported_once(env):
+    data_dir = Path(env["PIXSEARCH_DATA_DIR"])
+    objects = {"images/ab/old one.jpg": b"jpeg", "embeddings/m/s.npy": b"npy"}
+    saved = {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {"key": "images/cd/w.jpg"}}}]}
+    write_moto_mirror(data_dir, objects, {"embed": [json.dumps(saved)], "index-dlq": ["odd"]})
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        assert "imported 2 objects and 2 pending messages" in "".join(stack.output)
+        s3 = s3_for(env)
+        for key, body in objects.items():
+            kept = s3.get_object(Bucket="stack-test", Key=key)
+            assert (kept["Body"].read(), kept["ContentType"]) == (body, "image/jpeg")
+            assert kept["Metadata"] == {"source-url": f"http://e/{key}"}
+        # The saved message is back; the imported image, embedded long ago, sent none.
+        assert waiting_keys(env, "pixsearch-embed") == ["images/cd/w.jpg"]
+        assert [m["Body"] for m in waiting(env, "pixsearch-index-dlq")] == ["odd"]
+    finally:
+        stack.stop()
+    assert not (data_dir / "objects.json").exists()
+    assert sorted(p.name for p in (data_dir / "moto-mirror.imported").iterdir()) == [
+        "objects",
+        "objects.json",
+        "pending-messages.json",
+    ]
+
+    stack = RunningStack(env, "--stages", "download")
+    try:
+        assert "imported" not in "".join(stack.output)
+        assert s3_for(env).get_object(Bucket="stack-test", Key="embeddings/m/s.npy")
     finally:
         stack.stop()
 
