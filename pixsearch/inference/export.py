@@ -69,10 +69,14 @@ def export(
     settings: Settings,
     destination: str | None = None,
     *,
-    quantize: str | None = None,
+    quantize: str | None = "int8",
     force: bool = False,
 ) -> ExportResult:
-    """Export the model ``settings`` name to ``destination`` (default: ``PIXSEARCH_ONNX_DIR``)."""
+    """Export the model ``settings`` name to ``destination`` (default: ``PIXSEARCH_ONNX_DIR``).
+
+    ``quantize="int8"`` (default) adds int8 graphs and their measured closeness to the
+    source model, which decides whether the runtime uses them by default; ``None`` skips them.
+    """
     target = exported.model_location(destination or exported.location(settings), settings.model_tag)
     existing = None if force else exported.published_manifest(target)
     if existing is not None and (quantize is None or quantize in existing.graphs):
@@ -226,7 +230,9 @@ def _cosines(
         )
         vectors = session.run(None, {session.get_inputs()[0].name: inputs[part]})[0]
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        result[f"{part}_cosine_min"] = round(float((vectors * reference[part]).sum(1).min()), 6)
+        cosines = (vectors * reference[part]).sum(1)
+        result[f"{part}_cosine_min"] = round(float(cosines.min()), 6)
+        result[f"{part}_cosine_median"] = round(float(np.median(cosines)), 6)
     return result
 
 
