@@ -5,12 +5,15 @@ runs an export imports this module. Each tower is exported with torch's
 TorchScript-based exporter, then fused offline by onnxruntime's transformer
 optimizer (LayerNorm + residual, bias + GELU): on ViT-B-32 that graph ran
 1.3x the dynamo exporter's, which the optimizer finds no patterns in (see
-bench/RESULTS.md). int8 graphs are quantized from the unfused graphs.
+bench/RESULTS.md). int8 graphs are quantized from the unfused graphs
+(quantizing the fused ones was not consistently faster, see bench/RESULTS.md).
 
 The graphs are checked before they are published: on
 :mod:`pixsearch.inference.probes`, the torch-free tokenizer must give
 open_clip's token ids, the numpy transform open_clip's pixels, and the fp32
-graphs the eager model's vectors (cosine >= ``MIN_COSINE``).
+graphs the eager model's vectors (cosine >= ``MIN_COSINE``). The int8 graphs'
+min and median cosines to the eager vectors are recorded, not required: they
+decide whether the runtime's ``auto`` precision uses them.
 """
 
 from __future__ import annotations

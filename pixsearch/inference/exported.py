@@ -5,7 +5,7 @@ Layout of one export, ``{PIXSEARCH_ONNX_DIR}/{model-tag}/``::
     manifest.json        written last: source model + tag, dim, constants, files + sha256
     image.onnx           image encoder, (batch, 3, H, W) float32 -> (batch, dim), unit rows
     text.onnx            text encoder, (batch, context) int64 -> (batch, dim), unit rows
-    image.int8.onnx      optional (``--quantize int8``), same signature
+    image.int8.onnx      int8 graphs (by default; ``--quantize none`` leaves them out)
     text.int8.onnx
     bpe_simple_vocab_16e6.txt.gz   the tokenizer's merges
 

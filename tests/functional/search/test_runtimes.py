@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from pixsearch.config import Settings
 from pixsearch.inference import ClipModel
 from pixsearch.runtime.dispatcher import Dispatcher
+from pixsearch.search.errors import SearchError
 from pixsearch.search.requests import build_request
 from pixsearch.search.service import SearchService
 from pixsearch.storage import ObjectStore
@@ -72,3 +74,30 @@ def test_onnx_index_torch_queries(
     service = SearchService(settings.model_copy(update={"inference": "torch"}), store)
     assert service.model().runtime == "torch" and service.model().tag == tiny_onnx_model.tag
     _each_image_finds_itself(service, images, BARS[tiny_onnx_model.precision])
+
+
+def test_text_queries_need_no_image_encoder_and_a_broken_one_is_a_503(
+    tiny_model: ClipModel,
+    tiny_export: Path,
+    settings: Settings,
+    store: ObjectStore,
+    pipeline: Dispatcher,
+    tmp_path: Path,
+) -> None:
+    images = store_images(store, 3)
+    pipeline.drain()
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_export, broken)
+    for graph in (broken / tiny_model.tag).glob("image*.onnx"):
+        graph.write_bytes(bytes(graph.stat().st_size))  # same size: the start check passes
+    service = SearchService(
+        settings.model_copy(update={"inference": "onnx", "onnx_dir": str(broken)}), store
+    )
+    service.warm()
+    assert service.health().status == "ok"
+    text = service.search(build_request(settings, k=3, min_score=None, text="a blue circle"))
+    assert len(text.results) == 3
+    with pytest.raises(SearchError) as caught:
+        service.search(build_request(settings, k=1, min_score=None, image_bytes=images[0].data))
+    assert (caught.value.status, caught.value.code) == (503, "model_unavailable")
+    assert "pixsearch model export --force" in caught.value.message
