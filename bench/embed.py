@@ -57,7 +57,7 @@ from pixsearch import layout  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
 from pixsearch.embed.batch import embed_events  # noqa: E402
 from pixsearch.events import ObjectEvent  # noqa: E402
-from pixsearch.inference import load_model  # noqa: E402
+from pixsearch.inference import ClipModel, load_model  # noqa: E402
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 
@@ -97,10 +97,9 @@ def upload(store: ObjectStore, count: int) -> list[ObjectEvent]:
 
 
 VARIANTS = (
-    ("onnx fp32, optimization all (default)", "fp32", "all"),
+    ("onnx fp32, optimization all", "fp32", "all"),
     ("onnx fp32, optimization extended", "fp32", "extended"),
     ("onnx fp32, optimization basic", "fp32", "basic"),
-    ("onnx fp32, optimization disabled", "fp32", "disable"),
     ("onnx int8, optimization all", "int8", "all"),
     ("onnx int8, optimization basic", "int8", "basic"),
 )
@@ -120,6 +119,12 @@ def ensure_export(model: str, onnx_dir: Path) -> Path:
     return onnx_dir
 
 
+def cosines(vectors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Lowest and median cosine of each row of ``vectors`` to its row of ``reference``."""
+    each = (vectors * reference).sum(axis=1)
+    return float(each.min()), float(np.median(each))
+
+
 def compare_runtimes(args: argparse.Namespace) -> None:
     from pixsearch.inference import exported
     from pixsearch.inference.onnx_runtime import OnnxClip
@@ -132,12 +137,16 @@ def compare_runtimes(args: argparse.Namespace) -> None:
     eager = create_model(settings.model_copy(update={"inference": "torch"}))
     export = exported.find(settings)
     assert export is not None
-    sides = {EAGER: eager}
+    default, reason = exported.choose_precision(export.manifest.graphs, export.manifest.quality)
+    print(f"PIXSEARCH_ONNX_PRECISION=auto picks {default}: {reason}")
+    sides: dict[str, ClipModel] = {EAGER: eager}
     for label, precision, level in VARIANTS:
-        sides[label] = OnnxClip(
+        shipped = " (shipped default)" if (precision, level) == (default, "all") else ""
+        sides[label + shipped] = OnnxClip(
             export, threads=args.threads, precision=precision, optimization=level
         )
-    onnx_default = sides[VARIANTS[0][0]]
+    onnx_default = next(side for label, side in sides.items() if "default" in label)
+    onnx_fp32 = sides[VARIANTS[0][0] + " (shipped default)" * (default == "fp32")]
     rng = np.random.default_rng(0)
     photos = [decoding.decode(web_image(n, rng), max_pixels=10**8) for n in range(args.images)]
     torch_pre, numpy_pre, worst = [], [], 0.0
@@ -164,36 +173,37 @@ def compare_runtimes(args: argparse.Namespace) -> None:
     reference = np.concatenate(vectors[EAGER])
     eager_rate = len(pixels) / seconds[EAGER]
     texts = [f"a photo of thing number {n} on a table" for n in range(args.texts)]
+    text_sides = {"eager": eager, "onnx fp32": onnx_fp32, f"onnx {default} (default)": onnx_default}
     for text in texts[:3]:
-        eager.encode_texts([text])
-        onnx_default.encode_texts([text])
-    text_s: dict[str, list[float]] = {"eager": [], "onnx": []}
-    text_cosines = []
+        for side in text_sides.values():
+            side.encode_texts([text])
+    text_s: dict[str, list[float]] = {label: [] for label in text_sides}
+    text_vectors: dict[str, list[np.ndarray]] = {label: [] for label in text_sides}
     for text in texts:
-        tick = time.perf_counter()
-        a = eager.encode_texts([text])
-        text_s["eager"].append(time.perf_counter() - tick)
-        tick = time.perf_counter()
-        b = onnx_default.encode_texts([text])
-        text_s["onnx"].append(time.perf_counter() - tick)
-        text_cosines.append(float(a[0] @ b[0]))
+        for label, side in text_sides.items():
+            tick = time.perf_counter()
+            text_vectors[label].append(side.encode_texts([text])[0])
+            text_s[label].append(time.perf_counter() - tick)
 
     print(
         f"\nmodel {args.model} (random weights), {args.threads} threads, {len(pixels)} images "
         f"480x360 JPEG, batches of {args.chunk}, interleaved batch by batch"
     )
-    print(f"{'side':42} {'images/s':>9} {'vs eager':>9} {'min cosine':>11}")
+    print(f"{'side':56} {'images/s':>9} {'vs eager':>9} {'cosine min / median':>20}")
     for label in sides:
         rate = len(pixels) / seconds[label]
-        cosine = float((np.concatenate(vectors[label]) * reference).sum(axis=1).min())
-        print(f"{label:42} {rate:9.2f} {rate / eager_rate:8.2f}x {cosine:11.5f}")
+        minimum, median = cosines(np.concatenate(vectors[label]), reference)
+        print(f"{label:56} {rate:9.2f} {rate / eager_rate:8.2f}x {minimum:11.5f} / {median:.5f}")
+    print(f"\ntext encode p50 (one text, tokenizing included, {len(texts)} texts):")
     eager_p50 = statistics.median(text_s["eager"]) * 1000
-    onnx_p50 = statistics.median(text_s["onnx"]) * 1000
-    print(
-        f"\ntext encode p50 (one text, tokenizing included, {len(texts)} texts): eager "
-        f"{eager_p50:.1f} ms, onnx fp32 {onnx_p50:.1f} ms ({eager_p50 / onnx_p50:.2f}x); "
-        f"min cosine {min(text_cosines):.5f}"
-    )
+    eager_texts = np.stack(text_vectors["eager"])
+    for label in text_sides:
+        p50 = statistics.median(text_s[label]) * 1000
+        minimum, median = cosines(np.stack(text_vectors[label]), eager_texts)
+        print(
+            f"  {label:24} {p50:7.1f} ms ({eager_p50 / p50:.2f}x eager), "
+            f"cosine min {minimum:.5f} / median {median:.5f}"
+        )
     torch_ms, numpy_ms = statistics.median(torch_pre) * 1000, statistics.median(numpy_pre) * 1000
     print(
         f"preprocessing per image (p50): open_clip transform {torch_ms:.2f} ms, numpy "

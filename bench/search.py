@@ -20,8 +20,8 @@ other processes hits both sides alike:
 * the live index against an exact flat scan: p50 and recall@10;
 * cold start: a new API process, from spawn to its first answer to a text query,
   over a ``--vectors`` index, for each model of ``--cold-models`` (exported once
-  into ``--onnx-dir``) on each runtime (``PIXSEARCH_INFERENCE=onnx`` and
-  ``torch``), ``--cold-repeats`` times, alternating the runtimes.
+  into ``--onnx-dir``) on each side of ``COLD_SIDES`` (ONNX at its default
+  precision, ONNX fp32, torch), ``--cold-repeats`` times, alternating the sides.
 
 The served comparison runs the model on torch (its bare side calls open_clip).
 """
@@ -306,6 +306,15 @@ def measure_served(args: argparse.Namespace, env: dict[str, str], work: Path) ->
     return results
 
 
+# Each cold-start side's runtime settings: ONNX as shipped (PIXSEARCH_ONNX_PRECISION=auto
+# picks int8 where the export measured it close enough), ONNX fp32, torch.
+COLD_SIDES = {
+    "onnx": {"PIXSEARCH_INFERENCE": "onnx"},
+    "onnx fp32": {"PIXSEARCH_INFERENCE": "onnx", "PIXSEARCH_ONNX_PRECISION": "fp32"},
+    "torch": {"PIXSEARCH_INFERENCE": "torch"},
+}
+
+
 def measure_cold_start(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict:
     """New API processes over a ``--vectors`` index: spawn to first answer, per model, runtime."""
     from bench.embed import ensure_export
@@ -322,17 +331,17 @@ def measure_cold_start(args: argparse.Namespace, env: dict[str, str], work: Path
         client("s3").create_bucket(Bucket=settings.bucket)
         vectors = clustered_vectors(args.vectors, export.manifest.dim, seed=3)
         publish(ObjectStore(settings.bucket), settings.model_tag, vectors, settings.index_flat_max)
-        runs: dict[str, list[float]] = {"onnx": [], "torch": []}
+        runs: dict[str, list[float]] = {side: [] for side in COLD_SIDES}
         logs: dict[str, list[str]] = {}
         for repeat in range(args.cold_repeats):
-            for runtime in runs:
-                log_path = work / f"cold-{number}-{runtime}-{repeat}.log"
+            for runtime, side_env in COLD_SIDES.items():
+                log_path = work / f"cold-{number}-{runtime.replace(' ', '-')}-{repeat}.log"
                 api = ApiProcess(
                     {
                         **env,
+                        **side_env,
                         "PIXSEARCH_MODEL": model,
                         "PIXSEARCH_BUCKET": settings.bucket,
-                        "PIXSEARCH_INFERENCE": runtime,
                         "PIXSEARCH_ONNX_DIR": str(args.onnx_dir),
                         "PIXSEARCH_TORCH_THREADS": str(args.threads),
                     },
@@ -343,7 +352,7 @@ def measure_cold_start(args: argparse.Namespace, env: dict[str, str], work: Path
                 logs[runtime] = [
                     line.split(": ", 1)[-1]
                     for line in log_path.read_text().splitlines()
-                    if "cold start" in line or "loaded index" in line
+                    if any(part in line for part in ("cold start", "loaded index", "graphs: "))
                 ]
                 print(f"  cold start {model} on {runtime}: {runs[runtime][-1]:.2f}s", flush=True)
         results[model] = {

@@ -95,7 +95,8 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 def _model_export(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.inference import command
 
-    return command.export(settings, destination=args.to, quantize=args.quantize, force=args.force)
+    quantize = None if args.quantize == "none" else args.quantize
+    return command.export(settings, destination=args.to, quantize=quantize, force=args.force)
 
 
 def _index_gc(args: argparse.Namespace, settings: Settings) -> int:
@@ -250,9 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--quantize",
-        choices=["int8"],
-        help="also write int8 graphs (onnxruntime dynamic quantization); used when "
-        "PIXSEARCH_ONNX_PRECISION=int8",
+        choices=["int8", "none"],
+        default="int8",
+        help="also write int8 graphs (onnxruntime dynamic quantization, the default) and "
+        "measure them against the source model; with PIXSEARCH_ONNX_PRECISION=auto they run "
+        "where every probe vector has cosine >= 0.99 to the source model's",
     )
     export.add_argument("--force", action="store_true", help="export again even if one exists")
     export.set_defaults(run=_model_export)

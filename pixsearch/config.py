@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     inference: Literal["auto", "onnx", "torch"] = "auto"
     # Where exports live: a directory or an s3:// prefix (default: {data_dir}/models).
     onnx_dir: str = ""
-    onnx_precision: Literal["fp32", "int8"] = "fp32"
+    # auto: the int8 graphs where the export measured them close enough to the
+    # source model (see pixsearch.inference.exported.choose_precision), else fp32.
+    onnx_precision: Literal["auto", "fp32", "int8"] = "auto"
     embed_batch_size: int = Field(default=32, ge=1)
     device: str = "cpu"
     # Where weights named by an s3:// PIXSEARCH_PRETRAINED are downloaded to (once).

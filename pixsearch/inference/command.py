@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from pixsearch.config import Settings
+from pixsearch.inference.exported import choose_precision
 from pixsearch.inference.model import ModelUnavailable
 
 
@@ -42,6 +43,8 @@ def export(
         if isinstance(outcome, dict):
             outcome = ", ".join(f"{name} {value}" for name, value in outcome.items())
         print(f"  {check}: {outcome}")
+    precision, reason = choose_precision(manifest.graphs, manifest.quality)
+    print(f"  runs by default (PIXSEARCH_ONNX_PRECISION=auto): {precision}, as {reason}")
     for name, info in manifest.files.items():
         print(f"  {name}: {info['bytes'] / 1e6:.1f} MB, sha256 {info['sha256'][:16]}...")
     return 0

@@ -5,12 +5,15 @@ runs an export imports this module. Each tower is exported with torch's
 TorchScript-based exporter, then fused offline by onnxruntime's transformer
 optimizer (LayerNorm + residual, bias + GELU): on ViT-B-32 that graph ran
 1.3x the dynamo exporter's, which the optimizer finds no patterns in (see
-bench/RESULTS.md). int8 graphs are quantized from the unfused graphs.
+bench/RESULTS.md). int8 graphs are quantized from the unfused graphs
+(quantizing the fused ones was not consistently faster, see bench/RESULTS.md).
 
 The graphs are checked before they are published: on
 :mod:`pixsearch.inference.probes`, the torch-free tokenizer must give
 open_clip's token ids, the numpy transform open_clip's pixels, and the fp32
-graphs the eager model's vectors (cosine >= ``MIN_COSINE``).
+graphs the eager model's vectors (cosine >= ``MIN_COSINE``). The int8 graphs'
+min and median cosines to the eager vectors are recorded, not required: they
+decide whether the runtime's ``auto`` precision uses them.
 """
 
 from __future__ import annotations
@@ -69,10 +72,14 @@ def export(
     settings: Settings,
     destination: str | None = None,
     *,
-    quantize: str | None = None,
+    quantize: str | None = "int8",
     force: bool = False,
 ) -> ExportResult:
-    """Export the model ``settings`` name to ``destination`` (default: ``PIXSEARCH_ONNX_DIR``)."""
+    """Export the model ``settings`` name to ``destination`` (default: ``PIXSEARCH_ONNX_DIR``).
+
+    ``quantize="int8"`` (default) adds int8 graphs and their measured closeness to the
+    source model, which decides whether the runtime uses them by default; ``None`` skips them.
+    """
     target = exported.model_location(destination or exported.location(settings), settings.model_tag)
     existing = None if force else exported.published_manifest(target)
     if existing is not None and (quantize is None or quantize in existing.graphs):
@@ -226,7 +233,9 @@ def _cosines(
         )
         vectors = session.run(None, {session.get_inputs()[0].name: inputs[part]})[0]
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        result[f"{part}_cosine_min"] = round(float((vectors * reference[part]).sum(1).min()), 6)
+        cosines = (vectors * reference[part]).sum(1)
+        result[f"{part}_cosine_min"] = round(float(cosines.min()), 6)
+        result[f"{part}_cosine_median"] = round(float(np.median(cosines)), 6)
     return result
 
 

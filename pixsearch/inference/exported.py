@@ -5,7 +5,7 @@ Layout of one export, ``{PIXSEARCH_ONNX_DIR}/{model-tag}/``::
     manifest.json        written last: source model + tag, dim, constants, files + sha256
     image.onnx           image encoder, (batch, 3, H, W) float32 -> (batch, dim), unit rows
     text.onnx            text encoder, (batch, context) int64 -> (batch, dim), unit rows
-    image.int8.onnx      optional (``--quantize int8``), same signature
+    image.int8.onnx      int8 graphs (by default; ``--quantize none`` leaves them out)
     text.int8.onnx
     bpe_simple_vocab_16e6.txt.gz   the tokenizer's merges
 
@@ -32,6 +32,9 @@ from pixsearch.inference.preprocess import Preprocessing
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "int8")
+# int8 graphs run by default only where, on the export's probes, every vector of
+# theirs is at least this close (cosine) to the source model's.
+MIN_INT8_COSINE = 0.99
 CHUNK = 1 << 20
 
 
@@ -101,6 +104,26 @@ class ExportedModel:
 
     def path(self, name: str) -> Path:
         return self.directory / name
+
+
+def choose_precision(graphs: dict[str, dict[str, str]], quality: dict[str, Any]) -> tuple[str, str]:
+    """``PIXSEARCH_ONNX_PRECISION=auto``: int8 where the export measured it close enough, else fp32.
+
+    Takes a manifest's ``graphs`` and ``quality``; returns the precision and why, for the log.
+    """
+    measured = quality.get("int8")
+    if "int8" not in graphs or not measured:
+        return "fp32", "the export has no int8 graphs (`pixsearch model export --force` adds them)"
+    worst = min(measured["image_cosine_min"], measured["text_cosine_min"])
+    if worst >= MIN_INT8_COSINE:
+        return "int8", (
+            f"their lowest cosine to the source model on the export's probes is {worst:.5f} "
+            f">= {MIN_INT8_COSINE} (PIXSEARCH_ONNX_PRECISION=fp32 runs the fp32 graphs)"
+        )
+    return "fp32", (
+        f"the int8 graphs' lowest cosine to the source model on the export's probes is "
+        f"{worst:.5f} < {MIN_INT8_COSINE}, too far for the default"
+    )
 
 
 def location(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from PIL import Image
 
 TINY_MODEL = "pixsearch-tiny"
 RUNTIMES = ("onnx", "torch")
+TOWERS = ("image", "text")
 
 
 class ModelUnavailable(RuntimeError):
@@ -30,6 +31,10 @@ class ClipModel(ABC):
     tag: str
     dim: int
     runtime: str
+
+    @abstractmethod
+    def load_towers(self, *towers: str) -> None:
+        """Load the named encoders (``image``, ``text``; both without names) now."""
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> np.ndarray:

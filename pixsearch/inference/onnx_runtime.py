@@ -2,17 +2,25 @@
 
 Imports neither torch nor open_clip. Threads come from
 ``PIXSEARCH_TORCH_THREADS`` (one setting for whichever runtime runs the model).
+Each encoder's session is built on its first use (or by :meth:`OnnxClip.load_towers`),
+so a search service answers its first text query without reading the image graph
+and the embed stage never reads the text graph.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
 
 import numpy as np
 import onnxruntime
 from PIL import Image
 
-from pixsearch.inference.exported import ExportedModel
-from pixsearch.inference.model import ClipModel, ModelUnavailable, unit_float32
+from pixsearch.inference.exported import ExportedModel, choose_precision
+from pixsearch.inference.model import TOWERS, ClipModel, ModelUnavailable, unit_float32
 from pixsearch.inference.tokenizer import ClipTokenizer
+
+log = logging.getLogger(__name__)
 
 OPTIMIZATION_LEVELS = {
     "disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -33,7 +41,7 @@ def session_options(threads: int, optimization: str = "all") -> onnxruntime.Sess
 
 
 class OnnxClip(ClipModel):
-    """Image and text encoder sessions over one export."""
+    """Image and text encoder sessions over one export, each built on first use."""
 
     runtime = "onnx"
 
@@ -42,10 +50,13 @@ class OnnxClip(ClipModel):
         exported: ExportedModel,
         *,
         threads: int,
-        precision: str = "fp32",
+        precision: str = "auto",
         optimization: str = "all",
     ) -> None:
         manifest = exported.manifest
+        if precision == "auto":
+            precision, reason = choose_precision(manifest.graphs, manifest.quality)
+            log.info("model %s runs its %s graphs: %s", manifest.model_tag, precision, reason)
         graphs = manifest.graphs.get(precision)
         if graphs is None:
             raise ModelUnavailable(
@@ -66,24 +77,41 @@ class OnnxClip(ClipModel):
             manifest.tokenizer.context_length,
             manifest.tokenizer.clean,
         )
-        options = session_options(threads, optimization)
-        providers = ["CPUExecutionProvider"]
-        self.image_session = onnxruntime.InferenceSession(
-            str(exported.path(graphs["image"])), options, providers=providers
-        )
-        self.text_session = onnxruntime.InferenceSession(
-            str(exported.path(graphs["text"])), options, providers=providers
-        )
-        self._image_input = self.image_session.get_inputs()[0].name
-        self._text_input = self.text_session.get_inputs()[0].name
+        self._graphs = {tower: exported.path(graphs[tower]) for tower in TOWERS}
+        self._options = session_options(threads, optimization)
+        self._sessions: dict[str, onnxruntime.InferenceSession] = {}
+        self._session_locks = {tower: threading.Lock() for tower in TOWERS}
+
+    def load_towers(self, *towers: str) -> None:
+        for tower in towers or TOWERS:
+            self._session(tower)
+
+    def _session(self, tower: str) -> onnxruntime.InferenceSession:
+        session = self._sessions.get(tower)
+        if session is not None:
+            return session
+        with self._session_locks[tower]:
+            if tower not in self._sessions:
+                try:
+                    self._sessions[tower] = onnxruntime.InferenceSession(
+                        str(self._graphs[tower]), self._options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as error:  # onnxruntime raises its own, unexported classes
+                    raise ModelUnavailable(
+                        f"onnxruntime cannot load {self._graphs[tower]} ({error}); "
+                        "run `pixsearch model export --force` again"
+                    ) from error
+            return self._sessions[tower]
+
+    def _run(self, tower: str, batch: np.ndarray) -> np.ndarray:
+        session = self._session(tower)
+        return unit_float32(session.run(None, {session.get_inputs()[0].name: batch})[0])
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return self.preprocessing(image)
 
     def encode_pixels(self, batch: np.ndarray) -> np.ndarray:
-        pixels = np.ascontiguousarray(batch, dtype=np.float32)
-        return unit_float32(self.image_session.run(None, {self._image_input: pixels})[0])
+        return self._run("image", np.ascontiguousarray(batch, dtype=np.float32))
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts)
-        return unit_float32(self.text_session.run(None, {self._text_input: tokens})[0])
+        return self._run("text", self.tokenizer(texts))

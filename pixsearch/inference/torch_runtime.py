@@ -48,6 +48,9 @@ class TorchClip(ClipModel):
         self.module, self.transform, self.tokenizer = module, transform, tokenizer
         self.device = device
 
+    def load_towers(self, *towers: str) -> None:
+        """Nothing to do: the module holds both encoders once it is built."""
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return self.transform(image.convert("RGB")).numpy()
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pixsearch.config import Settings, get_settings
+from pixsearch.inference.model import ModelUnavailable
 from pixsearch.search.errors import Unavailable
 from pixsearch.search.image_links import ImageLinks
 from pixsearch.search.query_cache import QueryCache
@@ -80,6 +83,9 @@ class SearchService:
                 "cold start: first answer %.0f ms after the service was created",
                 (time.perf_counter() - self._created) * 1000,
             )
+            threading.Thread(
+                target=self._load_image_encoder, name="search-image-encoder", daemon=True
+            ).start()
         return SearchResponse(
             results=results,
             model=self.model_tag,
@@ -94,11 +100,21 @@ class SearchService:
             cached = self.query_cache.get(self.model_tag, request.text)
             if cached is not None:
                 return cached
-            vector = self.model().encode_texts([request.text])[0]
+            with self._encoder_problems():
+                vector = self.model().encode_texts([request.text])[0]
             self.query_cache.put(self.model_tag, request.text, vector)
             return vector
         image = self.images.load(request)
-        return self.model().encode_images([image])[0]
+        with self._encoder_problems():
+            return self.model().encode_images([image])[0]
+
+    @contextmanager
+    def _encoder_problems(self) -> Iterator[None]:
+        """An encoder that cannot load on first use is :class:`Unavailable`, as the model is."""
+        try:
+            yield
+        except ModelUnavailable as error:
+            raise Unavailable(str(error), code="model_unavailable") from error
 
     def model(self) -> ClipModel:
         """The CLIP model, loaded on first use; :class:`Unavailable` if it cannot be."""
@@ -107,7 +123,7 @@ class SearchService:
         with self._model_lock:
             if self._model is None:
                 started = time.perf_counter()
-                from pixsearch.inference import ModelUnavailable, load_model
+                from pixsearch.inference import load_model
 
                 try:
                     self._model = load_model(self.settings)
@@ -124,15 +140,23 @@ class SearchService:
         return self._model
 
     def warm(self) -> None:
-        """Load model and index now (cold start), logging what each took.
+        """Load model (its text encoder) and index now (cold start), logging what each took.
 
-        The index downloads in a second thread while the model loads.
+        The index downloads in a second thread while the model loads. The image
+        encoder waits for the first answer (:meth:`_load_image_encoder`):
+        text queries, the common first query, do not need it.
         """
         started = time.perf_counter()
         index = threading.Thread(target=self.vectors.refresh, name="search-index-load")
         index.start()
         try:
-            self.model()
+            model = self.model()
+            loading = time.perf_counter()
+            with self._encoder_problems():
+                model.load_towers("text")
+            log.info(
+                "cold start: text encoder loaded in %.0f ms", (time.perf_counter() - loading) * 1000
+            )
         except Unavailable as error:
             log.warning("warm-up: %s", error.message)
         index.join()
@@ -140,6 +164,17 @@ class SearchService:
         if described.version is None:
             log.warning("warm-up: %s", described.problem)
         log.info("cold start: warm-up took %.0f ms", (time.perf_counter() - started) * 1000)
+
+    def _load_image_encoder(self) -> None:
+        """Load the image encoder (after the first answer, so query images need not wait)."""
+        started = time.perf_counter()
+        try:
+            with self._encoder_problems():
+                self.model().load_towers("image")
+        except Unavailable as error:
+            log.warning("image encoder: %s", error.message)
+            return
+        log.info("image encoder loaded in %.0f ms", (time.perf_counter() - started) * 1000)
 
     def start_warmup(self) -> threading.Thread:
         """Warm up in a background thread (once), so a server can answer /health meanwhile."""

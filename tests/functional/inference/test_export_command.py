@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from pixsearch.cli import main
 from pixsearch.config import get_settings
 from pixsearch.inference import TINY_MODEL
+from pixsearch.inference.exported import MANIFEST
 
 
 @pytest.fixture
@@ -41,3 +43,14 @@ def test_missing_weights_are_explained_and_nothing_is_written(
     assert "cannot export" in error and "PIXSEARCH_PRETRAINED" in error
     assert "torch runtime runs the model" in error
     assert not (tmp_path / "models").exists()
+
+
+def test_without_int8_graphs_the_export_runs_fp32_and_says_so(
+    tiny_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["model", "export", "--to", str(tmp_path), "--quantize", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "runs by default (PIXSEARCH_ONNX_PRECISION=auto): fp32" in out
+    assert "no int8 graphs" in out and "int8.onnx" not in out
+    manifest = json.loads((tmp_path / "pixsearch-tiny__none" / MANIFEST).read_text())
+    assert set(manifest["graphs"]) == {"fp32"}
