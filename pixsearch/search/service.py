@@ -97,8 +97,9 @@ class SearchService:
             vector = self.model().encode_texts([request.text])[0]
             self.query_cache.put(self.model_tag, request.text, vector)
             return vector
-        image = self.images.load(request)
-        return self.model().encode_images([image])[0]
+        model = self.model()
+        image = self.images.load(request, model.input_size)
+        return model.encode_images([image])[0]
 
     def model(self) -> ClipModel:
         """The CLIP model, loaded on first use; :class:`Unavailable` if it cannot be."""
