@@ -1,24 +1,30 @@
 """The local stack's backends side by side: end to end ingest, restart, memory.
 
-    python bench/local_stack.py [--images 2000] [--restart 10000,100000] [--skip-ingest]
+    python bench/local_stack.py [--images 2000,10000] [--backends ministack,moto]
+        [--vit 300] [--restart 10000,100000] [--skip-ingest] [--skip-memory]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
 
 1. ingest: ``pixsearch up`` (tiny model, no API, no web app) and ``pixsearch
-   ingest`` of N images from a loopback nginx (bench/loopback.py); images/s for
-   the download (the list summary's own duration) and end to end (upload to all
-   searchable), CPU ms per image of the emulator and of the stage runner, and
-   their peak RSS.
-2. restart: a data directory holding N objects, then the time from starting
+   ingest`` of N images from a loopback nginx (bench/loopback.py), for each N of
+   ``--images``; images/s for the download (the list summary's own duration) and
+   end to end (upload to all searchable), CPU ms per image of the emulator and of
+   the stage runner, and their peak RSS.
+2. ViT-B-32 (random weights, ``--vit`` images, default backend): the same ingest
+   end to end against the bare embed loop in this process (read the JPEG, decode
+   and preprocess as the embed stage does, encode in chunks of the embed batch
+   size, the same torch threads), the bare loop run first so neither pays the
+   other's model load.
+3. restart: a data directory holding N objects, then the time from starting
    the emulator to the last object being readable, and its RSS: first over the
    files alone (MiniStack's own full scan), then again after a clean stop (the
    snapshot of pixsearch/runtime/ministack_fixes.py). Objects are written
    straight into MiniStack's on-disk layout (a body file plus its
    ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
    keeps nothing across restarts, so it has no row.
-3. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
+4. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
 
-Writes a section to bench/RESULTS.md and prints JSON.
+Prints JSON (with the load averages before and after) and keeps it in bench/.work/.
 """
 
 from __future__ import annotations
@@ -79,7 +85,9 @@ def boto(service: str, endpoint: str):
     )
 
 
-def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, float]:
+def ingest(
+    backend: str, count: int, nginx_port: int, work: Path, model: str = "pixsearch-tiny"
+) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
     env.update(
@@ -87,8 +95,9 @@ def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, f
         PYTHONPATH=str(ROOT),
         PIXSEARCH_LOCAL_BACKEND=backend,
         PIXSEARCH_MOTO_PORT=str(port),
-        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}"),
-        PIXSEARCH_MODEL="pixsearch-tiny",
+        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}-{model}-{count}"),
+        PIXSEARCH_MODEL=model,
+        PIXSEARCH_INFERENCE="torch",
         PIXSEARCH_PRETRAINED="",
         PIXSEARCH_DOWNLOAD_ALLOW=f"127.0.0.1:{nginx_port}",
     )
@@ -149,6 +158,44 @@ def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, f
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=120)
+
+
+def bare_embed_loop(folder: Path, count: int, model_name: str) -> dict[str, float]:
+    """The embed stage's own work on ``count`` images, in this process, nothing else running."""
+    import numpy as np
+
+    from pixsearch import images
+    from pixsearch.config import Settings
+    from pixsearch.inference import load_model
+
+    settings = Settings(model=model_name, pretrained="", inference="torch")
+    model = load_model(settings)
+    paths = [folder / f"{n}.jpg" for n in range(count)]
+    started = time.monotonic()
+    for first in range(0, count, settings.embed_batch_size):
+        pixels = [
+            model.preprocess(
+                images.decode(
+                    path.read_bytes(),
+                    max_pixels=settings.download_max_pixels,
+                    resized_to=model.input_size,
+                ).image
+            )
+            for path in paths[first : first + settings.embed_batch_size]
+        ]
+        model.encode_pixels(np.stack(pixels))
+    bare_s = time.monotonic() - started
+    return {"images": count, "bare_s": round(bare_s, 1), "images_per_s": round(count / bare_s, 1)}
+
+
+def vit_comparison(folder: Path, count: int, nginx_port: int, work: Path) -> dict[str, object]:
+    bare = bare_embed_loop(folder, count, "ViT-B-32")
+    stack = ingest(BACKENDS[0], count, nginx_port, work, model="ViT-B-32")
+    return {
+        "bare_embed_loop": bare,
+        "end_to_end": stack,
+        "end_to_end_over_bare": round(stack["end_to_end_images_per_s"] / bare["images_per_s"], 3),
+    }
 
 
 def fill_ministack_dir(data_dir: Path, bucket: str, count: int) -> None:
@@ -218,25 +265,42 @@ def memory_vs_bytes(backend: str, work: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", default="2000", help="comma-separated list sizes")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--vit", type=int, default=0, help="images for the ViT-B-32 comparison")
     parser.add_argument("--restart", default="10000,100000")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.images.split(",") if n]
+    backends = [b for b in args.backends.split(",") if b]
     work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
-    results: dict[str, object] = {"work": str(work)}
-    if not args.skip_ingest:
-        folder = make_images(args.images)
-        results["image_sizes"] = size_stats(folder)
-        with Nginx(folder) as nginx:
-            results["ingest"] = {b: ingest(b, args.images, nginx.port, work) for b in BACKENDS}
-    results["restart"] = [restart(int(n), work) for n in args.restart.split(",") if n]
-    if not args.skip_memory:
-        results["memory_vs_bytes"] = {b: memory_vs_bytes(b, work) for b in BACKENDS}
-    print(json.dumps(results, indent=2))
     (ROOT / "bench" / ".work").mkdir(exist_ok=True)
     out = ROOT / "bench" / ".work" / f"local_stack-{int(time.time())}.json"
-    out.write_text(json.dumps(results, indent=2))
+    results: dict[str, object] = {"work": str(work), "load_before": os.getloadavg()}
+
+    def keep(name: str, value: object) -> None:
+        """Record a figure as soon as it exists (a long run stopped early keeps what it has)."""
+        results[name] = value
+        out.write_text(json.dumps(results, indent=2))
+        print(json.dumps({name: value}, indent=2), flush=True)
+
+    if not args.skip_ingest or args.vit:
+        folder = make_images(max([*sizes, args.vit]))
+        keep("image_sizes", size_stats(folder))
+        with Nginx(folder) as nginx:
+            for count in sizes if not args.skip_ingest else []:
+                for backend in backends:
+                    keep(f"ingest {backend} {count}", ingest(backend, count, nginx.port, work))
+                if count == sizes[0] and args.vit:
+                    keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
+            if args.skip_ingest and args.vit:
+                keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
+    if args.restart:
+        keep("restart", [restart(int(n), work) for n in args.restart.split(",") if n])
+    if not args.skip_memory:
+        keep("memory_vs_bytes", {b: memory_vs_bytes(b, work) for b in backends})
+    keep("load_after", os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import open_clip
-from open_clip.utils import to_2tuple
 import torch
+from open_clip.utils import to_2tuple
 from PIL import Image
 
 from pixsearch.config import Settings
