@@ -1,7 +1,7 @@
 """The local stack's backends side by side: end to end ingest, restart, memory.
 
     python bench/local_stack.py [--images 2000,10000] [--backends ministack,moto]
-        [--vit 300] [--restart 10000,100000] [--skip-ingest] [--skip-memory]
+        [--costs 300] [--vit 300] [--restart 10000,100000] [--skip-ingest] [--skip-memory]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
 
@@ -10,19 +10,23 @@ For each backend of ``pixsearch.runtime.emulator`` in one run:
    ``--images``; images/s for the download (the list summary's own duration) and
    end to end (upload to all searchable), CPU ms per image of the emulator and of
    the stage runner, and their peak RSS.
-2. ViT-B-32 (random weights, ``--vit`` images, default backend): the same ingest
+2. costs (``--costs N``): CPU ms per image of each piece of per-image work done
+   alone in one thread (validation, decode + preprocess before and after the
+   reduced JPEG decode, a boto3 put and get on each side of MiniStack): what the
+   stage runner's and the emulator's CPU per image is made of.
+3. ViT-B-32 (random weights, ``--vit`` images, default backend): the same ingest
    end to end against the bare embed loop in this process (read the JPEG, decode
    and preprocess as the embed stage does, encode in chunks of the embed batch
    size, the same torch threads), the bare loop run first so neither pays the
    other's model load.
-3. restart: a data directory holding N objects, then the time from starting
+4. restart: a data directory holding N objects, then the time from starting
    the emulator to the last object being readable, and its RSS: first over the
    files alone (MiniStack's own full scan), then again after a clean stop (the
    snapshot of pixsearch/runtime/ministack_fixes.py). Objects are written
    straight into MiniStack's on-disk layout (a body file plus its
    ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
    keeps nothing across restarts, so it has no row.
-4. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
+5. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
 
 Prints JSON (with the load averages before and after) and keeps it in bench/.work/.
 """
@@ -198,6 +202,61 @@ def vit_comparison(folder: Path, count: int, nginx_port: int, work: Path) -> dic
     }
 
 
+def per_image_costs(folder: Path, count: int, work: Path) -> dict[str, float]:
+    """CPU ms per image of each piece of per-image work, one thread, nothing overlapped:
+    what the stages' CPU is made of (the emulator's side measured from /proc)."""
+    from pixsearch import images
+    from pixsearch.config import Settings
+    from pixsearch.inference import load_model
+
+    datas = [(folder / f"{n}.jpg").read_bytes() for n in range(count)]
+    model = load_model(Settings(model="pixsearch-tiny", pretrained="", inference="torch"))
+    limit = Settings().download_max_pixels
+
+    def ms(work_on_one) -> float:
+        started = time.process_time()
+        for number, data in enumerate(datas):
+            work_on_one(number, data)
+        return round(1000 * (time.process_time() - started) / count, 2)
+
+    costs = {
+        "validate (download stage, default decode check)": ms(
+            lambda _, d: images.validate(d, max_pixels=limit)
+        ),
+        "full decode + preprocess (embed stage before)": ms(
+            lambda _, d: model.preprocess(images.decode(d, max_pixels=limit).image)
+        ),
+        "reduced decode + preprocess (embed stage now)": ms(
+            lambda _, d: model.preprocess(
+                images.decode(d, max_pixels=limit, resized_to=model.input_size).image
+            )
+        ),
+    }
+    emulator = launch(
+        "ministack", port=free_port(), data_dir=work / "costs", log_path=work / "costs.log"
+    ).start()
+    try:
+        assert emulator.process is not None
+        s3 = boto("s3", emulator.endpoint_url)
+        s3.create_bucket(Bucket="costs-bench")
+        calls = {
+            "put_object": lambda n, d: s3.put_object(
+                Bucket="costs-bench", Key=f"{n}.jpg", Body=d, IfNoneMatch="*"
+            ),
+            "get_object": lambda n, _: s3.get_object(Bucket="costs-bench", Key=f"{n}.jpg")[
+                "Body"
+            ].read(),
+        }
+        for name, call in calls.items():
+            before = cpu_s(emulator.process.pid)
+            costs[f"boto3 {name}, client side"] = ms(call)
+            emulator_ms = 1000 * (cpu_s(emulator.process.pid) - before) / count
+            costs[f"boto3 {name}, MiniStack side (no notifications)"] = round(emulator_ms, 2)
+    finally:
+        emulator.stop()
+    return costs
+
+
 def fill_ministack_dir(data_dir: Path, bucket: str, count: int) -> None:
     """``count`` small objects in MiniStack's on-disk layout (a body file + its sidecar)."""
     root = data_dir / "s3" / "000000000000" / bucket / "images"
@@ -268,6 +327,7 @@ def main() -> None:
     parser.add_argument("--images", default="2000", help="comma-separated list sizes")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--vit", type=int, default=0, help="images for the ViT-B-32 comparison")
+    parser.add_argument("--costs", type=int, default=0, help="images for the per-image costs")
     parser.add_argument("--restart", default="10000,100000")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
@@ -285,9 +345,11 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(json.dumps({name: value}, indent=2), flush=True)
 
-    if not args.skip_ingest or args.vit:
-        folder = make_images(max([*sizes, args.vit]))
+    if not args.skip_ingest or args.vit or args.costs:
+        folder = make_images(max([*sizes, args.vit, args.costs]))
         keep("image_sizes", size_stats(folder))
+        if args.costs:
+            keep("cpu_ms_per_image", per_image_costs(folder, args.costs, work))
         with Nginx(folder) as nginx:
             for count in sizes if not args.skip_ingest else []:
                 for backend in backends:
