@@ -41,8 +41,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,6 +79,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def copy_lines(source: IO[str], path: Path) -> None:
+    with path.open("w") as sink:
+        for line in source:
+            sink.write(line)
 
 
 def boto(service: str, endpoint: str):
@@ -114,11 +122,16 @@ def ingest(
     )
     try:
         assert stack.stdout is not None
+        awaited = {"Press Ctrl-C", "embed model"}  # up, and the model loaded (not timed)
         for line in stack.stdout:
-            if "Press Ctrl-C" in line:
+            awaited = {text for text in awaited if text not in line}
+            if not awaited:
                 break
         else:
             raise RuntimeError(f"{backend}: pixsearch up did not come up")
+        # Keep reading its log: a full pipe would stop the stage runner at its next line.
+        log_path = work / f"stack-{backend}-{model}-{count}.log"
+        threading.Thread(target=copy_lines, args=(stack.stdout, log_path), daemon=True).start()
         (emulator_pid,) = children(stack.pid)
         before = {"emulator": cpu_s(emulator_pid), "stages": cpu_s(stack.pid)}
         urls = write_url_list(nginx_port, count)
