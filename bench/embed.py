@@ -148,7 +148,9 @@ def compare_runtimes(args: argparse.Namespace) -> None:
     onnx_default = next(side for label, side in sides.items() if "default" in label)
     onnx_fp32 = sides[VARIANTS[0][0] + " (shipped default)" * (default == "fp32")]
     rng = np.random.default_rng(0)
-    photos = [decoding.decode(web_image(n, rng), max_pixels=10**8) for n in range(args.images)]
+    photos = [
+        decoding.decode(web_image(n, rng), max_pixels=10**8).image for n in range(args.images)
+    ]
     torch_pre, numpy_pre, worst = [], [], 0.0
     for photo in photos:
         tick = time.perf_counter()
@@ -262,7 +264,12 @@ def main() -> None:
         print(f"uploaded {len(events)} images in {time.perf_counter() - started:.1f}s")
         model = load_model(settings)
         pixels = [
-            model.preprocess(decoding.decode(store.get(e.key), max_pixels=10**8)) for e in events
+            model.preprocess(
+                decoding.decode(
+                    store.get(e.key), max_pixels=10**8, resized_to=model.input_size
+                ).image
+            )
+            for e in events
         ]
         model.encode_pixels(np.stack(pixels[: args.batch]))  # warm-up, both sides share it
 

@@ -1,29 +1,39 @@
 """The local stack's backends side by side: end to end ingest, restart, memory.
 
-    python bench/local_stack.py [--images 2000] [--restart 10000,100000] [--skip-ingest]
-                                [--puts 3000]
+    python bench/local_stack.py [--images 2000,10000] [--backends ministack,moto]
+        [--costs 300] [--vit 300] [--restart 10000,100000] [--skip-ingest] [--skip-memory]
+        [--puts 3000]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
 
 1. ingest: ``pixsearch up`` (tiny model, no API, no web app) and ``pixsearch
-   ingest`` of N images from a loopback nginx (bench/loopback.py); images/s for
-   the download (the list summary's own duration) and end to end (upload to all
-   searchable), CPU ms per image of the emulator and of the stage runner, and
-   their peak RSS.
-2. restart: a data directory holding N objects, then the time from starting
+   ingest`` of N images from a loopback nginx (bench/loopback.py), for each N of
+   ``--images``; images/s for the download (the list summary's own duration) and
+   end to end (upload to all searchable), CPU ms per image of the emulator and of
+   the stage runner, and their peak RSS.
+2. costs (``--costs N``): CPU ms per image of each piece of per-image work done
+   alone in one thread (validation, decode + preprocess before and after the
+   reduced JPEG decode, a boto3 put and get on each side of MiniStack): what the
+   stage runner's and the emulator's CPU per image is made of.
+3. ViT-B-32 (random weights, ``--vit`` images, default backend): the same ingest
+   end to end against the bare embed loop in this process (read the JPEG, decode
+   and preprocess as the embed stage does, encode in chunks of the embed batch
+   size, the same torch threads), the bare loop run first so neither pays the
+   other's model load.
+4. restart: a data directory holding N objects, then the time from starting
    the emulator to the last object being readable, and its RSS: first over the
    files alone (MiniStack's own full scan), then again after a clean stop (the
    snapshot of pixsearch/runtime/ministack_fixes.py). Objects are written
    straight into MiniStack's on-disk layout (a body file plus its
    ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
    keeps nothing across restarts, so it has no row.
-3. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
-4. with ``--puts N``: N puts of 50 KB into a MiniStack bucket notifying a queue
+5. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
+6. with ``--puts N``: N puts of 50 KB into a MiniStack bucket notifying a queue
    that nobody drains (puts/s, emulator CPU per put), then a SIGKILL of the
    emulator and a start over the same directory: how long until it answers and
    how many of the N messages are still queued.
 
-Writes a section to bench/RESULTS.md and prints JSON.
+Prints JSON (with the load averages before and after) and keeps it in bench/.work/.
 """
 
 from __future__ import annotations
@@ -36,8 +46,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,6 +86,12 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def copy_lines(source: IO[str], path: Path) -> None:
+    with path.open("w") as sink:
+        for line in source:
+            sink.write(line)
+
+
 def boto(service: str, endpoint: str):
     return boto3.client(
         service,
@@ -84,7 +102,9 @@ def boto(service: str, endpoint: str):
     )
 
 
-def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, float]:
+def ingest(
+    backend: str, count: int, nginx_port: int, work: Path, model: str = "pixsearch-tiny"
+) -> dict[str, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
     env.update(
@@ -92,8 +112,9 @@ def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, f
         PYTHONPATH=str(ROOT),
         PIXSEARCH_LOCAL_BACKEND=backend,
         PIXSEARCH_MOTO_PORT=str(port),
-        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}"),
-        PIXSEARCH_MODEL="pixsearch-tiny",
+        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}-{model}-{count}"),
+        PIXSEARCH_MODEL=model,
+        PIXSEARCH_INFERENCE="torch",
         PIXSEARCH_PRETRAINED="",
         PIXSEARCH_DOWNLOAD_ALLOW=f"127.0.0.1:{nginx_port}",
     )
@@ -106,11 +127,16 @@ def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, f
     )
     try:
         assert stack.stdout is not None
+        awaited = {"Press Ctrl-C", "embed model"}  # up, and the model loaded (not timed)
         for line in stack.stdout:
-            if "Press Ctrl-C" in line:
+            awaited = {text for text in awaited if text not in line}
+            if not awaited:
                 break
         else:
             raise RuntimeError(f"{backend}: pixsearch up did not come up")
+        # Keep reading its log: a full pipe would stop the stage runner at its next line.
+        log_path = work / f"stack-{backend}-{model}-{count}.log"
+        threading.Thread(target=copy_lines, args=(stack.stdout, log_path), daemon=True).start()
         (emulator_pid,) = children(stack.pid)
         before = {"emulator": cpu_s(emulator_pid), "stages": cpu_s(stack.pid)}
         urls = write_url_list(nginx_port, count)
@@ -154,6 +180,99 @@ def ingest(backend: str, count: int, nginx_port: int, work: Path) -> dict[str, f
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=120)
+
+
+def bare_embed_loop(folder: Path, count: int, model_name: str) -> dict[str, float]:
+    """The embed stage's own work on ``count`` images, in this process, nothing else running."""
+    import numpy as np
+
+    from pixsearch import images
+    from pixsearch.config import Settings
+    from pixsearch.inference import load_model
+
+    settings = Settings(model=model_name, pretrained="", inference="torch")
+    model = load_model(settings)
+    paths = [folder / f"{n}.jpg" for n in range(count)]
+    started = time.monotonic()
+    for first in range(0, count, settings.embed_batch_size):
+        pixels = [
+            model.preprocess(
+                images.decode(
+                    path.read_bytes(),
+                    max_pixels=settings.download_max_pixels,
+                    resized_to=model.input_size,
+                ).image
+            )
+            for path in paths[first : first + settings.embed_batch_size]
+        ]
+        model.encode_pixels(np.stack(pixels))
+    bare_s = time.monotonic() - started
+    return {"images": count, "bare_s": round(bare_s, 1), "images_per_s": round(count / bare_s, 1)}
+
+
+def vit_comparison(folder: Path, count: int, nginx_port: int, work: Path) -> dict[str, object]:
+    bare = bare_embed_loop(folder, count, "ViT-B-32")
+    stack = ingest(BACKENDS[0], count, nginx_port, work, model="ViT-B-32")
+    return {
+        "bare_embed_loop": bare,
+        "end_to_end": stack,
+        "end_to_end_over_bare": round(stack["end_to_end_images_per_s"] / bare["images_per_s"], 3),
+    }
+
+
+def per_image_costs(folder: Path, count: int, work: Path) -> dict[str, float]:
+    """CPU ms per image of each piece of per-image work, one thread, nothing overlapped:
+    what the stages' CPU is made of (the emulator's side measured from /proc)."""
+    from pixsearch import images
+    from pixsearch.config import Settings
+    from pixsearch.inference import load_model
+
+    datas = [(folder / f"{n}.jpg").read_bytes() for n in range(count)]
+    model = load_model(Settings(model="pixsearch-tiny", pretrained="", inference="torch"))
+    limit = Settings().download_max_pixels
+
+    def ms(work_on_one) -> float:
+        started = time.process_time()
+        for number, data in enumerate(datas):
+            work_on_one(number, data)
+        return round(1000 * (time.process_time() - started) / count, 2)
+
+    costs = {
+        "validate (download stage, default decode check)": ms(
+            lambda _, d: images.validate(d, max_pixels=limit)
+        ),
+        "full decode + preprocess (embed stage before)": ms(
+            lambda _, d: model.preprocess(images.decode(d, max_pixels=limit).image)
+        ),
+        "reduced decode + preprocess (embed stage now)": ms(
+            lambda _, d: model.preprocess(
+                images.decode(d, max_pixels=limit, resized_to=model.input_size).image
+            )
+        ),
+    }
+    emulator = launch(
+        "ministack", port=free_port(), data_dir=work / "costs", log_path=work / "costs.log"
+    ).start()
+    try:
+        assert emulator.process is not None
+        s3 = boto("s3", emulator.endpoint_url)
+        s3.create_bucket(Bucket="costs-bench")
+        calls = {
+            "put_object": lambda n, d: s3.put_object(
+                Bucket="costs-bench", Key=f"{n}.jpg", Body=d, IfNoneMatch="*"
+            ),
+            "get_object": lambda n, _: s3.get_object(Bucket="costs-bench", Key=f"{n}.jpg")[
+                "Body"
+            ].read(),
+        }
+        for name, call in calls.items():
+            before = cpu_s(emulator.process.pid)
+            costs[f"boto3 {name}, client side"] = ms(call)
+            emulator_ms = 1000 * (cpu_s(emulator.process.pid) - before) / count
+            costs[f"boto3 {name}, MiniStack side (no notifications)"] = round(emulator_ms, 2)
+    finally:
+        emulator.stop()
+    return costs
 
 
 def fill_ministack_dir(data_dir: Path, bucket: str, count: int) -> None:
@@ -273,28 +392,48 @@ def memory_vs_bytes(backend: str, work: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", default="2000", help="comma-separated list sizes")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--vit", type=int, default=0, help="images for the ViT-B-32 comparison")
+    parser.add_argument("--costs", type=int, default=0, help="images for the per-image costs")
     parser.add_argument("--restart", default="10000,100000")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--puts", type=int, default=0, help="puts with notifications, then a crash")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.images.split(",") if n]
+    backends = [b for b in args.backends.split(",") if b]
     work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
-    results: dict[str, object] = {"work": str(work)}
-    if not args.skip_ingest:
-        folder = make_images(args.images)
-        results["image_sizes"] = size_stats(folder)
-        with Nginx(folder) as nginx:
-            results["ingest"] = {b: ingest(b, args.images, nginx.port, work) for b in BACKENDS}
-    results["restart"] = [restart(int(n), work) for n in args.restart.split(",") if n]
-    if args.puts:
-        results["notified_puts"] = notified_puts(args.puts, work)
-    if not args.skip_memory:
-        results["memory_vs_bytes"] = {b: memory_vs_bytes(b, work) for b in BACKENDS}
-    print(json.dumps(results, indent=2))
     (ROOT / "bench" / ".work").mkdir(exist_ok=True)
     out = ROOT / "bench" / ".work" / f"local_stack-{int(time.time())}.json"
-    out.write_text(json.dumps(results, indent=2))
+    results: dict[str, object] = {"work": str(work), "load_before": os.getloadavg()}
+
+    def keep(name: str, value: object) -> None:
+        """Record a figure as soon as it exists (a long run stopped early keeps what it has)."""
+        results[name] = value
+        out.write_text(json.dumps(results, indent=2))
+        print(json.dumps({name: value}, indent=2), flush=True)
+
+    if not args.skip_ingest or args.vit or args.costs:
+        folder = make_images(max([*sizes, args.vit, args.costs]))
+        keep("image_sizes", size_stats(folder))
+        if args.costs:
+            keep("cpu_ms_per_image", per_image_costs(folder, args.costs, work))
+        with Nginx(folder) as nginx:
+            for count in sizes if not args.skip_ingest else []:
+                for backend in backends:
+                    keep(f"ingest {backend} {count}", ingest(backend, count, nginx.port, work))
+                if count == sizes[0] and args.vit:
+                    keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
+            if args.skip_ingest and args.vit:
+                keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
+    if args.restart:
+        keep("restart", [restart(int(n), work) for n in args.restart.split(",") if n])
+    if args.puts:
+        keep("notified_puts", notified_puts(args.puts, work))
+    if not args.skip_memory:
+        keep("memory_vs_bytes", {b: memory_vs_bytes(b, work) for b in backends})
+    keep("load_after", os.getloadavg())
 
 
 if __name__ == "__main__":

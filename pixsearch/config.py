@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # batch is in flight, so a failed record is retried in seconds, not hours.
     local_visibility_timeout_s: int = Field(default=30, ge=1)
     poll_wait_s: int = Field(default=1, ge=0, le=20)
+    # A local stage's batch is handed over once full, once its batching window ends, or
+    # once its queue has had nothing new for this long (Lambda waits out the window).
+    local_batch_quiet_s: float = Field(default=0.5, ge=0)
 
     @property
     def model_tag(self) -> str:

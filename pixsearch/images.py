@@ -14,8 +14,11 @@ Two entry points:
   every entropy-coded byte is still read, so truncation and corruption are
   caught at a fraction of a full decode's cost. With ``decode=False`` only
   headers, the pixel cap, PNG CRCs and the JPEG end marker are checked.
-* :func:`decode` checks and fully decodes to RGB in one parse (the embed stage
-  and query images).
+* :func:`decode` checks and decodes to RGB in one parse (the embed stage and
+  query images). Given the size a model resizes to, a JPEG is decoded at a
+  reduced DCT scale that keeps both sides at least :data:`REDUCING_GAP` times
+  that size (the rule of Pillow's ``thumbnail``): the model's own resize then
+  still starts from twice its target, at a fraction of a full decode's cost.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ _RESIZED_FORMAT = {"GIF": "PNG", "BMP": "PNG", "TIFF": "PNG"}
 _VERIFIES = frozenset({"PNG"})
 """Formats whose ``verify()`` checks anything (PNG chunk CRCs); for the others it is a no-op."""
 _DAMAGE = (OSError, SyntaxError, ValueError, EOFError, IndexError)
+REDUCING_GAP = 2
+"""A reduced JPEG decode keeps both sides at least this many times the caller's target."""
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -102,12 +107,36 @@ def validate(
     )
 
 
-def decode(data: bytes, *, max_pixels: int, content_type: str = "") -> Image.Image:
-    """``data`` checked as :func:`validate` does and decoded in full, as an RGB image."""
+@dataclass(frozen=True)
+class Decoded:
+    """An RGB image and the size of the stored image (larger when the decode was reduced)."""
+
+    image: Image.Image
+    width: int
+    height: int
+
+
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int,
+    content_type: str = "",
+    resized_to: tuple[int, int] | None = None,
+) -> Decoded:
+    """``data`` checked as :func:`validate` does and decoded as an RGB image.
+
+    ``resized_to`` is the (width, height) the caller will resize the image to: a
+    JPEG is then decoded at the smallest scale keeping both sides at least
+    :data:`REDUCING_GAP` times it. Every entropy-coded byte is read either way, so
+    damage is caught as in a full decode.
+    """
     with _opened(data, max_pixels, content_type) as image, _damage_is_corrupt():
+        width, height = image.size
+        if resized_to is not None and image.format == "JPEG":
+            image.draft("RGB", (resized_to[0] * REDUCING_GAP, resized_to[1] * REDUCING_GAP))
         image.seek(0)
         image.load()
-        return image.convert("RGB")
+        return Decoded(image.convert("RGB"), width, height)
 
 
 def declared_pixels(data: bytes) -> int:

@@ -104,8 +104,10 @@ def _prepare(
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
     try:
-        image = images.decode(data, max_pixels=settings.download_max_pixels)
-        pixels = model.preprocess(image)
+        decoded = images.decode(
+            data, max_pixels=settings.download_max_pixels, resized_to=model.input_size
+        )
+        pixels = model.preprocess(decoded.image)
     except Exception as error:  # noqa: BLE001 - the record fails, its neighbours don't
         return Prepared(event, error=error)
     origin = ImageOrigin.from_metadata(info.metadata)
@@ -114,8 +116,8 @@ def _prepare(
         etag=info.etag,
         modified=info.last_modified.isoformat() if info.last_modified else "",
         source_url=origin.source_url,
-        width=image.width,
-        height=image.height,
+        width=decoded.width,
+        height=decoded.height,
         list_name=origin.list_name,
         fetched_at=origin.fetched_at,
         caption=origin.caption,

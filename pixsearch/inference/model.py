@@ -31,6 +31,8 @@ class ClipModel(ABC):
     tag: str
     dim: int
     runtime: str
+    input_size: tuple[int, int]
+    """(width, height) the preprocessing resizes images to (decoders may reduce to it)."""
 
     @abstractmethod
     def load_towers(self, *towers: str) -> None:

@@ -72,6 +72,8 @@ class OnnxClip(ClipModel):
         self.dim = manifest.dim
         self.precision = precision
         self.preprocessing = manifest.preprocessing
+        height, width = manifest.preprocessing.image_size
+        self.input_size = (width, height)
         self.tokenizer = ClipTokenizer(
             exported.path(manifest.tokenizer.merges),
             manifest.tokenizer.context_length,

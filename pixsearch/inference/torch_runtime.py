@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+from open_clip.utils import to_2tuple
 from PIL import Image
 
 from pixsearch.config import Settings
@@ -46,6 +47,8 @@ class TorchClip(ClipModel):
         self.tag = model_tag(name, pretrained)
         self.dim = int(open_clip.get_model_config(name)["embed_dim"])
         self.module, self.transform, self.tokenizer = module, transform, tokenizer
+        height, width = to_2tuple(module.visual.preprocess_cfg["size"])
+        self.input_size = (int(width), int(height))
         self.device = device
 
     def load_towers(self, *towers: str) -> None:

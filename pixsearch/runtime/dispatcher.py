@@ -11,10 +11,13 @@ Each stage's function timeout from the topology holds as on Lambda: a handler
 still running past it has its whole batch returned for redelivery (its late
 answer is ignored), so a batch that always hangs ends in the DLQ.
 
-One deliberate difference: local queues have a short visibility timeout and the
+Two deliberate differences: local queues have a short visibility timeout and the
 dispatcher extends it while a batch is in flight (never past the function
 timeout), so a failed record is retried in seconds rather than after six
-function timeouts. The first reason each record failed is noted in the data
+function timeouts; and a batch is handed over as soon as its queue has been
+quiet for ``local_batch_quiet_s`` (as well as when full or at the end of the
+batching window), so a drained queue does not hold its last records for the
+whole window. The first reason each record failed is noted in the data
 directory for ``pixsearch dlq list``.
 """
 
@@ -247,11 +250,13 @@ class Dispatcher:
     # --- one invocation ---------------------------------------------------------------
 
     def _receive(self, name: str, *, wait: bool, window_s: int) -> list[dict[str, Any]]:
-        """Up to the stage's batch size, gathered within its batching window."""
+        """Up to the stage's batch size, gathered within its batching window until the
+        queue has had nothing new for ``local_batch_quiet_s``."""
         spec = topology.stage(name)
         url = self.queue_urls[name].queue
         messages: list[dict[str, Any]] = []
         window_end = time.monotonic() + window_s
+        quiet_until = window_end
         while len(messages) < spec.batch_size and not self._stop.is_set():
             response = self.sqs.receive_message(
                 QueueUrl=url,
@@ -267,7 +272,8 @@ class Dispatcher:
                 let_go = max(window_end, time.monotonic()) + self.timeouts_s[name]
                 self.in_flight.add(url, [m["ReceiptHandle"] for m in batch], let_go)
                 messages.extend(batch)
-            elif not messages or time.monotonic() >= window_end:
+                quiet_until = time.monotonic() + self.settings.local_batch_quiet_s
+            elif not messages or time.monotonic() >= min(window_end, quiet_until):
                 break
             else:
                 time.sleep(0.1)

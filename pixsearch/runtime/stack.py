@@ -16,6 +16,7 @@ is missing is created, and what exists is changed only with ``--reconfigure``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ from pixsearch.runtime import legacy_mirror
 from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, launch
 from pixsearch.storage import ObjectStore, client
+
+log = logging.getLogger(__name__)
 
 STACK_FILE = "stack.json"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
@@ -130,6 +133,10 @@ class LocalStack:
         self.dispatcher = Dispatcher(self.settings, self.queue_urls, self.handlers)
         self.dispatcher.start()
         cleanup.callback(self.dispatcher.stop)
+        if "embed" in self.handlers:
+            threading.Thread(
+                target=_warm_model, args=(self.settings,), name="warm-model", daemon=True
+            ).start()
 
         if endpoint:
             stack_file(self.settings).write_text(json.dumps({"endpoint_url": endpoint}))
@@ -239,6 +246,20 @@ class LocalStack:
         absent = self.dispatcher.absent_stages
         print(f" (not handled here: {', '.join(absent)})" if absent else "")
         print("Press Ctrl-C to stop.", flush=True)
+
+
+def _warm_model(settings: Settings) -> None:
+    """Load the embed stage's model as the stack starts, not within the first batch:
+    importing torch and building the model took 16 s of the first ingest under load."""
+    from pixsearch.inference import ModelUnavailable, load_model
+
+    started = time.monotonic()
+    try:
+        model = load_model(settings)
+    except ModelUnavailable as error:
+        log.warning("the embed stage cannot load its model yet: %s", error)
+        return
+    log.info("embed model %s ready in %.1f s", model.tag, time.monotonic() - started)
 
 
 def _terminate(process: subprocess.Popen[Any]) -> None:

@@ -41,15 +41,23 @@ class QueryImages:
             }
         )
 
-    def load(self, request: SearchRequest) -> Image.Image:
-        """The query image of an image request, or a 4xx :class:`SearchError` saying why not."""
+    def load(
+        self, request: SearchRequest, resized_to: tuple[int, int] | None = None
+    ) -> Image.Image:
+        """The query image of an image request, or a 4xx :class:`SearchError` saying why not.
+
+        ``resized_to`` is the model's input size: the image is decoded as the embed
+        stage decodes it (:func:`pixsearch.images.decode`), so an indexed image
+        queried by itself gives its own vector.
+        """
         if request.image_key is not None:
-            return self._decoded(self._stored(request.image_key), f"image {request.image_key!r}")
+            data = self._stored(request.image_key)
+            return self._decoded(data, f"image {request.image_key!r}", "", resized_to)
         if request.image_url is not None:
             data, content_type = self._fetch(request.image_url)
-            return self._decoded(data, f"image at {request.image_url}", content_type)
+            return self._decoded(data, f"image at {request.image_url}", content_type, resized_to)
         if request.image_bytes is not None:
-            return self._decoded(request.image_bytes, "uploaded image")
+            return self._decoded(request.image_bytes, "uploaded image", "", resized_to)
         raise ValueError(f"{request.kind} request has no image")
 
     def _stored(self, key: str) -> bytes:
@@ -66,11 +74,16 @@ class QueryImages:
                 code="storage_unavailable",
             ) from None
 
-    def _decoded(self, data: bytes, what: str, content_type: str = "") -> Image.Image:
+    def _decoded(
+        self, data: bytes, what: str, content_type: str, resized_to: tuple[int, int] | None
+    ) -> Image.Image:
         try:
             return images.decode(
-                data, max_pixels=self.settings.download_max_pixels, content_type=content_type
-            )
+                data,
+                max_pixels=self.settings.download_max_pixels,
+                content_type=content_type,
+                resized_to=resized_to,
+            ).image
         except images.InvalidImage as invalid:
             raise InvalidImage(
                 f"{what} is not usable ({invalid.reason}): {invalid.message}"

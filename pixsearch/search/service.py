@@ -104,9 +104,10 @@ class SearchService:
                 vector = self.model().encode_texts([request.text])[0]
             self.query_cache.put(self.model_tag, request.text, vector)
             return vector
-        image = self.images.load(request)
+        model = self.model()
+        image = self.images.load(request, model.input_size)
         with self._encoder_problems():
-            return self.model().encode_images([image])[0]
+            return model.encode_images([image])[0]
 
     @contextmanager
     def _encoder_problems(self) -> Iterator[None]:

@@ -111,8 +111,40 @@ def test_header_only_check_still_catches_cut_jpegs_and_pngs() -> None:
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
 def test_decode_gives_rgb_of_every_accepted_format(fmt: str) -> None:
-    image = decode(make_image((10, 20, 30), size=(40, 30), fmt=fmt), max_pixels=LIMIT)
-    assert (image.mode, image.size) == ("RGB", (40, 30))
+    decoded = decode(make_image((10, 20, 30), size=(40, 30), fmt=fmt), max_pixels=LIMIT)
+    assert (decoded.image.mode, decoded.image.size) == ("RGB", (40, 30))
+    assert (decoded.width, decoded.height) == (40, 30)
+
+
+@pytest.mark.parametrize(
+    ("stored", "resized_to", "decoded_size"),
+    [
+        ((800, 600), (32, 32), (100, 75)),  # 1/8: both sides still >= 2 x 32
+        ((800, 600), (224, 224), (800, 600)),  # 600 < 2 x 2 x 224: no reduction
+        ((1000, 900), (224, 224), (500, 450)),  # 1/2
+        ((500, 70), (32, 32), (500, 70)),  # the short side decides
+    ],
+)
+def test_a_jpeg_is_decoded_reduced_to_twice_the_size_it_is_resized_to(
+    stored: tuple[int, int], resized_to: tuple[int, int], decoded_size: tuple[int, int]
+) -> None:
+    decoded = decode(
+        make_image(size=stored, shape="circle"), max_pixels=LIMIT, resized_to=resized_to
+    )
+    assert decoded.image.size == decoded_size
+    assert (decoded.width, decoded.height, decoded.image.mode) == (*stored, "RGB")
+
+
+def test_only_jpegs_are_decoded_reduced() -> None:
+    png = make_image(size=(800, 600), fmt="PNG", shape="circle")
+    assert decode(png, max_pixels=LIMIT, resized_to=(32, 32)).image.size == (800, 600)
+
+
+def test_a_reduced_decode_still_refuses_damaged_jpegs() -> None:
+    jpeg = make_image((1, 2, 3), size=(512, 512), shape="stripes")
+    with pytest.raises(InvalidImage) as caught:
+        decode(jpeg[: len(jpeg) * 2 // 3], max_pixels=LIMIT, resized_to=(32, 32))
+    assert caught.value.reason == "corrupt"
 
 
 def _decode_reason(data: bytes, max_pixels: int = LIMIT) -> str:

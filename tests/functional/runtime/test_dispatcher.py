@@ -161,6 +161,66 @@ def test_background_pollers_respect_each_stage_concurrency(settings, queues, sto
     assert peak["download"] == topology.stage("download").max_concurrency
 
 
+def _batches_of(dispatcher: Dispatcher, expected: int) -> list[tuple[float, int]]:
+    """Run the pollers until ``expected`` records were handed over; (when, size) of each batch."""
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(n for _, n in dispatcher.batches) < expected:
+            time.sleep(0.05)
+    finally:
+        dispatcher.stop()
+    return dispatcher.batches
+
+
+class _BatchRecorder(Dispatcher):
+    def __init__(self, settings, queues, quiet_s: float) -> None:
+        self.batches: list[tuple[float, int]] = []
+
+        def handler(event: dict[str, Any], context: Any) -> None:
+            self.batches.append((time.monotonic(), len(event["Records"])))
+
+        super().__init__(
+            settings.model_copy(update={"local_batch_quiet_s": quiet_s}), queues, {"embed": handler}
+        )
+
+
+def test_a_quiet_queue_hands_over_its_batch_before_the_window_ends(settings, queues):
+    window_s = topology.stage("embed").batching_window_s
+    sqs = client("sqs")
+    for number in range(5):
+        sqs.send_message(QueueUrl=queues["embed"].queue, MessageBody=f"m{number}")
+    sent = time.monotonic()
+
+    batches = _batches_of(_BatchRecorder(settings, queues, quiet_s=0.3), 6)  # + s3:TestEvent
+
+    assert sum(n for _, n in batches) == 6
+    assert batches[0][0] - sent < window_s - 1.5
+
+
+def test_records_arriving_steadily_are_gathered_into_one_batch(settings, queues):
+    sqs = client("sqs")
+    sqs.send_message(QueueUrl=queues["embed"].queue, MessageBody="first")
+    stop = threading.Event()
+
+    def send_steadily() -> None:
+        for number in range(15):
+            if stop.wait(0.1):
+                return
+            sqs.send_message(QueueUrl=queues["embed"].queue, MessageBody=f"m{number}")
+
+    sender = threading.Thread(target=send_steadily)
+    sender.start()
+    try:
+        batches = _batches_of(_BatchRecorder(settings, queues, quiet_s=2.0), 17)
+    finally:
+        stop.set()
+        sender.join()
+
+    assert sum(n for _, n in batches) == 17  # with the s3:TestEvent
+    assert len(batches) <= topology.stage("embed").max_concurrency  # one per poller
+
+
 def test_stopping_makes_records_awaiting_a_retry_visible(settings, queues, store: ObjectStore):
     calls: Counter[str] = Counter()
     dispatcher = Dispatcher(settings, queues, {"embed": recording_handler(calls, "bad")})

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from pixsearch.config import Settings
-from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, load_model
+from pixsearch.images import decode
+from pixsearch.inference import TINY_MODEL, ClipModel, ModelUnavailable, load_model, probes
 from pixsearch.inference.torch_runtime import create_model
 from tests.fixtures.images import make_image
 
@@ -89,3 +90,23 @@ def test_unknown_weights_tag_and_unknown_model_are_clear():
         create_model(Settings(model=TINY_MODEL, pretrained="no-such-tag"))
     with pytest.raises(ModelUnavailable, match="PIXSEARCH_MODEL='no-such-model'"):
         create_model(Settings(model="no-such-model", pretrained=""))
+
+
+def test_a_reduced_jpeg_decode_leaves_the_vector_as_a_full_decode_gives(tiny_model: ClipModel):
+    """The embed stage decodes JPEGs reduced to twice the model's input size
+    (pixsearch.images.decode): the vectors stay those of a full decode."""
+    assert tiny_model.input_size == (32, 32)
+    jpegs = []
+    for photo in probes.images(seed=3):
+        buffer = io.BytesIO()
+        photo.convert("RGB").resize((photo.width * 3, photo.height * 3)).save(buffer, "JPEG")
+        jpegs.append(buffer.getvalue())
+    full = [decode(data, max_pixels=10**8) for data in jpegs]
+    reduced = [decode(data, max_pixels=10**8, resized_to=tiny_model.input_size) for data in jpegs]
+    assert sum(r.image.width < f.image.width for r, f in zip(reduced, full, strict=True)) >= 4
+    cosines = np.sum(
+        tiny_model.encode_images([d.image for d in full])
+        * tiny_model.encode_images([d.image for d in reduced]),
+        axis=1,
+    )
+    assert cosines.min() >= 0.999, cosines
