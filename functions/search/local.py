@@ -3,8 +3,9 @@
 
 from pixsearch.config import get_settings
 from pixsearch.logs import configure_cli
+from pixsearch.search.arenas import limit_malloc_arenas
 from pixsearch.search.flask_app import create_flask_app
-from pixsearch.search.wsgi_server import api_server, limit_malloc_arenas
+from pixsearch.search.wsgi_server import api_server
 
 if __name__ == "__main__":
     configure_cli()

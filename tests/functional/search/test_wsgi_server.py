@@ -82,7 +82,7 @@ def test_the_container_entry_point_serves_the_api_under_waitress(settings: Setti
 
 ARENA_PROBE = """
 import ctypes, sys, threading
-from pixsearch.search.wsgi_server import limit_malloc_arenas
+from pixsearch.search.arenas import limit_malloc_arenas
 
 print(limit_malloc_arenas(int(sys.argv[1])), flush=True)
 meeting = threading.Barrier(16, timeout=30)
