@@ -1,20 +1,25 @@
 """Load benchmark: the served search API under many clients while new index versions land.
 
-    .venv/bin/python bench/load.py                      # 64 clients, 60 s, tiny model
+    .venv/bin/python bench/load.py                      # 64 clients, 60 s, tiny model on ONNX
+    .venv/bin/python bench/load.py --seconds 300        # a soak: does resident memory level off?
     .venv/bin/python bench/load.py --clients 8 --seconds 10   # smoke run
 
 A moto server holds an index published the way the index stage publishes it
 (segments + manifest, replaced IfMatch). The API runs as ``make up``, compose and
 the search container run it: ``functions/search/local.py`` (Flask under waitress,
-``PIXSEARCH_API_THREADS``) in a process of its own, refreshing every second.
+``PIXSEARCH_API_THREADS``) in a process of its own, refreshing every second, with
+the model on onnxruntime from an export made once into ``--onnx-dir`` (as ``make
+up`` and the container do; ``--inference torch`` runs open_clip instead).
 ``--clients`` threads, each with a keep-alive connection, send for ``--seconds``
 a mix of cached text queries (a few repeated texts), uncached ones (every text
 new) and image-key queries (an image in the bucket, fetched and encoded), while
-a publisher adds a segment and a new manifest version every ``--publish-every``
-seconds. Reported: requests/s, p50/p99 per kind, every non-200 or failed
-request (and those within a second of a version swap), the versions the
-answers came from, and the API process's resident memory before, during (six
-samples) and after.
+a publisher folds a new shard of ``--batch`` vectors into the index every
+``--publish-every`` seconds through the index stage's own code (new segment,
+tiered compaction, retention, manifest), so the segment count stays bounded as
+in a real deployment. Reported: requests/s, p50/p99 per kind, every non-200 or
+failed request (and those within a second of a version swap), the versions the
+answers came from, the segment counts, and the API process's resident memory
+before, every ``--rss-every`` seconds, and after.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ from search import (  # noqa: E402
     publish,
 )
 
-from pixsearch import layout  # noqa: E402
+from pixsearch import layout, shards  # noqa: E402
 from pixsearch.config import Settings  # noqa: E402
+from pixsearch.events import ObjectEvent  # noqa: E402
 from pixsearch.index import manifest as manifests  # noqa: E402
-from pixsearch.index import segment as segments  # noqa: E402
+from pixsearch.index.handler import index_events  # noqa: E402
 from pixsearch.runtime.emulator import free_port, launch  # noqa: E402
+from pixsearch.shards import ShardRow  # noqa: E402
 from pixsearch.storage import ObjectStore  # noqa: E402
 
 CACHED_TEXTS = ("a red car", "a dog on a beach", "mountains at sunset", "a bowl of fruit")
@@ -87,34 +94,51 @@ class Sample:
 
 
 class Publisher(threading.Thread):
-    """Adds a small segment and publishes a new manifest version every ``every_s``."""
+    """Every ``every_s``, writes a shard of ``batch`` new vectors and folds it in through
+    the index stage's own code (:func:`pixsearch.index.handler.index_events`): a new
+    segment, tiered compaction, retention, a manifest published IfMatch."""
 
-    def __init__(self, store: ObjectStore, tag: str, dim: int, every_s: float, flat_max: int):
+    def __init__(
+        self, store: ObjectStore, settings: Settings, dim: int, every_s: float, batch: int
+    ) -> None:
         super().__init__(name="publisher", daemon=True)
-        self.store, self.tag, self.dim = store, tag, dim
-        self.every_s, self.flat_max = every_s, flat_max
+        self.store, self.settings, self.dim = store, settings, dim
+        self.every_s, self.batch = every_s, batch
         self.swaps: list[float] = []
+        self.segment_counts: list[int] = []
+        self.index_sizes: list[tuple[int, int]] = []  # (vectors, FAISS bytes) per version
+        self.failures: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
+        tag = self.settings.model_tag
         for batch in itertools.count(1):
             if self.stop.wait(self.every_s):
                 return
-            vectors = clustered_vectors(500, self.dim, seed=batch)
-            keys = [layout.image_key(f"{batch:08x}{i:056x}", "jpg") for i in range(len(vectors))]
-            rows = segments.Rows.of(keys, [None] * len(keys), [640] * len(keys), [480] * len(keys))
-            entry = segments.save(self.store, self.tag, segments.build_flat(vectors, rows))
-            current, etag = manifests.read(self.store, self.tag)
-            manifests.publish(
-                self.store,
-                dataclasses.replace(
-                    current,
-                    version=current.version + 1,
-                    segments=(*current.segments, entry),
-                ),
-                etag,
+            vectors = clustered_vectors(self.batch, self.dim, seed=batch)
+            rows = [
+                ShardRow(
+                    layout.image_key(f"{batch:08x}{i:056x}", "jpg"), f"etag-{batch}", None, 640, 480
+                )
+                for i in range(len(vectors))
+            ]
+            shard = shards.write(self.store, tag, rows, vectors)
+            event = ObjectEvent(
+                f"bench-{batch}",
+                self.store.bucket,
+                layout.shard_key(tag, shard),
+                "ObjectCreated:Put",
             )
+            failed = index_events([event], self.store, self.settings)
+            if failed:
+                self.failures.extend(str(error) for error in failed.values())
+                continue
             self.swaps.append(time.monotonic())
+            manifest = manifests.read(self.store, tag)[0]
+            self.segment_counts.append(len(manifest.segments))
+            self.index_sizes.append(
+                (manifest.vector_count, sum(entry.bytes for entry in manifest.segments))
+            )
 
 
 def drive(port: int, clients: int, seconds: float, image_keys: list[str]) -> list[Sample]:
@@ -195,11 +219,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--vectors", type=int, default=20_000)
     parser.add_argument("--model", default="pixsearch-tiny")
+    parser.add_argument(
+        "--inference",
+        choices=("onnx", "torch"),
+        default="onnx",
+        help="the API's runtime (onnx, as the search container runs, exported into --onnx-dir)",
+    )
+    parser.add_argument(
+        "--onnx-dir", type=Path, default=Path(tempfile.gettempdir()) / "pixsearch-onnx"
+    )
     parser.add_argument("--publish-every", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=500, help="vectors per published shard")
     parser.add_argument("--api-threads", type=int, default=Settings().api_threads)
+    parser.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-load-"))
+    runtime: dict[str, str] = {"PIXSEARCH_INFERENCE": args.inference}
+    if args.inference == "onnx":
+        from embed import ensure_export
+
+        runtime["PIXSEARCH_ONNX_DIR"] = str(ensure_export(args.model, args.onnx_dir))
     with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
         env = bench_environment(
             moto,
@@ -207,6 +247,7 @@ def main() -> None:
             PIXSEARCH_MODEL=args.model,
             PIXSEARCH_SEARCH_REFRESH_S="1",
             PIXSEARCH_API_THREADS=str(args.api_threads),
+            **runtime,
         )
         store = ObjectStore("bench")
         settings = Settings()
@@ -222,14 +263,16 @@ def main() -> None:
             # One of each kind first, so "before" counts a warm process.
             drive(api.port, 1, 2.0, image_keys)
             rss_before = rss_bytes(api.process.pid)
-            publisher = Publisher(store, settings.model_tag, dim, args.publish_every, 50_000)
+            publisher = Publisher(store, settings, dim, args.publish_every, args.batch)
             publisher.start()
-            timeline: list[float] = []
+            timeline: list[tuple[float, float]] = []
             done = threading.Event()
+            began = time.monotonic()
 
             def sample_rss() -> None:
-                while not done.wait(args.seconds / 6):
-                    timeline.append(round(rss_bytes(api.process.pid) / 2**20, 1))
+                while not done.wait(args.rss_every):
+                    mib = rss_bytes(api.process.pid) / 2**20
+                    timeline.append((round(time.monotonic() - began), round(mib, 1)))
 
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
@@ -240,16 +283,29 @@ def main() -> None:
             rss_after = rss_bytes(api.process.pid)
         finally:
             api.stop()
+    counts = publisher.segment_counts
     results = {
         "clients": args.clients,
         "seconds": args.seconds,
         "vectors": args.vectors,
         "model": args.model,
+        "inference": args.inference,
         "api_threads": args.api_threads,
         **report(samples, publisher.swaps, args.seconds),
+        "publish_failures": publisher.failures,
+        "segments_min_max_last": [min(counts), max(counts), counts[-1]] if counts else None,
+        "index_vectors_first_last": [publisher.index_sizes[i][0] for i in (0, -1)]
+        if counts
+        else None,
+        "index_faiss_mib_first_last": [
+            round(publisher.index_sizes[i][1] / 2**20, 1) for i in (0, -1)
+        ]
+        if counts
+        else None,
         "api_rss_mib_before": round(rss_before / 2**20, 1),
         "api_rss_mib_after": round(rss_after / 2**20, 1),
-        "api_rss_mib_during": timeline,
+        "api_rss_after_over_before": round(rss_after / rss_before, 3),
+        "api_rss_mib_timeline": timeline,
     }
     print(json.dumps(results, indent=2))
     if args.json:

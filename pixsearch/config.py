@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # Worker threads of the local API server (waitress) and the connections it accepts.
     api_threads: int = Field(default=16, ge=1)
     api_connection_limit: int = Field(default=256, ge=1)
+    # glibc malloc arenas of a process serving the API (0: glibc's default, 8 per core);
+    # see pixsearch.search.arenas.
+    api_malloc_arenas: int = Field(default=2, ge=0)
     webapp_port: int = 8501
     # Local queues use a short visibility timeout that the dispatcher extends while a
     # batch is in flight, so a failed record is retried in seconds, not hours.

@@ -3,9 +3,12 @@
 
 from pixsearch.config import get_settings
 from pixsearch.logs import configure_cli
+from pixsearch.search.arenas import limit_malloc_arenas
 from pixsearch.search.flask_app import create_flask_app
 from pixsearch.search.wsgi_server import api_server
 
 if __name__ == "__main__":
     configure_cli()
-    api_server(create_flask_app(), get_settings()).server.run()
+    settings = get_settings()
+    limit_malloc_arenas(settings.api_malloc_arenas)  # before the warm-up and worker threads
+    api_server(create_flask_app(), settings).server.run()

@@ -33,6 +33,7 @@ from pixsearch.config import Settings
 from pixsearch.runtime import legacy_mirror
 from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, launch
+from pixsearch.search.arenas import limit_malloc_arenas
 from pixsearch.storage import ObjectStore, client
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class LocalStack:
             print("\nshutting down…", flush=True)
 
     def _start(self, cleanup: ExitStack) -> None:
+        if self.options.api:  # before the stack's threads: glibc fixes the limit early
+            limit_malloc_arenas(self.settings.api_malloc_arenas)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.options.endpoint_url:
             os.environ["AWS_ENDPOINT_URL"] = self.options.endpoint_url

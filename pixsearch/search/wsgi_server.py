@@ -15,6 +15,7 @@ from typing import Any
 from waitress.server import create_server
 
 from pixsearch.config import Settings
+from pixsearch.search.arenas import limit_malloc_arenas
 
 
 @dataclass
@@ -48,7 +49,8 @@ def _exit_loop() -> None:
 
 def api_server(app: Any, settings: Settings, port: int | None = None) -> ApiServer:
     """``app`` served on ``PIXSEARCH_API_HOST``:``PIXSEARCH_API_PORT`` (or ``port``), not
-    yet started."""
+    yet started; the process's malloc arenas capped first (``PIXSEARCH_API_MALLOC_ARENAS``)."""
+    limit_malloc_arenas(settings.api_malloc_arenas)
     server = create_server(
         app,
         host=settings.api_host,

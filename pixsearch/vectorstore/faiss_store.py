@@ -10,6 +10,7 @@ the matching rows); captions are ranked by a BM25 index over the loaded rows.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,7 +36,11 @@ class FaissStore:
         self.store = store
         self.model_tag = model_tag
         self.cache = IndexCache(store, model_tag, settings.search_refresh_s)
-        self._captions: tuple[IndexSnapshot, _Captions] | None = None
+        # Keyed weakly (and holding no reference back): a caption index goes with its
+        # snapshot, so it never keeps a swapped-out version and its segments in memory.
+        self._captions: weakref.WeakKeyDictionary[IndexSnapshot, _Captions] = (
+            weakref.WeakKeyDictionary()
+        )
         self._captions_lock = threading.Lock()
 
     def add(self, shards: Sequence[Shard]) -> None:
@@ -96,9 +101,10 @@ class FaissStore:
 
     def _caption_index(self, snapshot: IndexSnapshot) -> _Captions:
         with self._captions_lock:
-            if self._captions is None or self._captions[0] is not snapshot:
-                self._captions = (snapshot, _Captions(snapshot))
-            return self._captions[1]
+            captions = self._captions.get(snapshot)
+            if captions is None:
+                captions = self._captions[snapshot] = _Captions(snapshot)
+            return captions
 
 
 class _Captions:

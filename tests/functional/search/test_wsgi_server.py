@@ -4,12 +4,14 @@ docker-compose and the search container run it (``functions/search/local.py``)."
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from flask import Flask
 
@@ -76,3 +78,46 @@ def test_the_container_entry_point_serves_the_api_under_waitress(settings: Setti
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+ARENA_PROBE = """
+import ctypes, sys, threading
+from pixsearch.search.arenas import limit_malloc_arenas
+
+print(limit_malloc_arenas(int(sys.argv[1])), flush=True)
+meeting = threading.Barrier(16, timeout=30)
+
+def work():
+    buffers = [bytearray(4096) for _ in range(64)]  # malloc, each thread at once
+    meeting.wait()
+
+threads = [threading.Thread(target=work) for _ in range(16)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" paragraph per arena, on stderr
+"""
+
+
+def malloc_arenas_of_16_busy_threads(cap: int) -> tuple[bool, int]:
+    probe = subprocess.run(
+        [sys.executable, "-c", ARENA_PROBE, str(cap)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    arenas = sum(line.startswith("Arena ") for line in probe.stderr.splitlines())
+    return probe.stdout.strip() == "True", arenas
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
+def test_the_api_process_caps_malloc_arenas_for_its_threads() -> None:
+    capped, arenas = malloc_arenas_of_16_busy_threads(0)  # glibc's default: up to 8 per core
+    assert not capped
+    assert arenas > 2
+    capped, arenas = malloc_arenas_of_16_busy_threads(Settings().api_malloc_arenas)
+    assert capped
+    assert arenas == 2
