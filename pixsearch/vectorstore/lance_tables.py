@@ -72,7 +72,11 @@ class LanceTables:
 
     def connect(self) -> Any:
         if self._db is None:
-            self._db = lancedb.connect(self.uri, storage_options=storage_options(self.settings))
+            session = lancedb.Session(
+                index_cache_size_bytes=self.settings.lance_index_cache_mb * 2**20
+            )
+            options = storage_options(self.settings)
+            self._db = lancedb.connect(self.uri, storage_options=options, session=session)
         return self._db
 
     def open(self, name: str) -> Any:
