@@ -27,6 +27,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -217,6 +218,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=BACKENDS, default=get_settings().local_backend)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    # A time limit's SIGTERM unwinds like an error, so the emulator and API processes stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-vectors-"))
     results = []
     data_dir = work / "store" if args.backend == "ministack" else None
@@ -239,9 +242,9 @@ def main() -> None:
                 print(f"{engine} at {size} ...", flush=True)
                 results.append(measure(engine, size, args, env, work))
                 print(json.dumps(results[-1]), flush=True)
+                if args.json:  # each result as it comes: a run cut short keeps what it measured
+                    args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
