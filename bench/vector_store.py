@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/vector_store.py --sizes 100000 300000
     .venv/bin/python bench/vector_store.py --sizes 20000 --queries 50     # smoke run
+    .venv/bin/python bench/vector_store.py --sizes 1000000 --engines lancedb --backend ministack
 
-For each size N and each engine, in a moto server bucket of its own:
+For each size N and each engine, in a bucket of its own on the local object store
+(``--backend``, default ``PIXSEARCH_LOCAL_BACKEND``: MiniStack keeps objects on disk,
+moto in memory):
 
 * N clustered 512-d unit vectors are written as embedding shards (10,000 rows
   each, with metadata) and published through the port the index stage uses
@@ -24,6 +27,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,9 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pixsearch import shards  # noqa: E402
-from pixsearch.config import Settings  # noqa: E402
+from pixsearch.config import Settings, get_settings  # noqa: E402
 from pixsearch.layout import image_key  # noqa: E402
-from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
+from pixsearch.runtime.emulator import BACKENDS, LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
 from pixsearch.shards import ShardRow  # noqa: E402
 from pixsearch.storage import ObjectStore, client  # noqa: E402
 from pixsearch.vectorstore.engines import ENGINES, open_store  # noqa: E402
@@ -152,10 +156,13 @@ def measure(engine: str, size: int, args: argparse.Namespace, env: dict, work: P
     for first in range(0, size, SHARD_ROWS):
         part = vectors[first : first + SHARD_ROWS]
         shard_id = shards.write(store, tag, rows(first, len(part)), part)
+        began = time.perf_counter()
         target.add([shards.read(store, tag, shard_id)])
-        print(f"  {engine} {first + len(part)}/{size}", flush=True)
+        took = time.perf_counter() - began
+        print(f"  {engine} {first + len(part)}/{size} add {took:.1f} s", flush=True)
     result: dict = {
         "engine": engine,
+        "backend": args.backend,
         "vectors": size,
         "build_s": round(time.perf_counter() - started),
     }
@@ -208,15 +215,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--backend", choices=BACKENDS, default=get_settings().local_backend)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    # A time limit's SIGTERM unwinds like an error, so the emulator and API processes stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-vectors-"))
     results = []
-    with launch("moto", port=free_port(), log_path=work / "moto.log") as moto:
+    data_dir = work / "store" if args.backend == "ministack" else None
+    log_path = work / f"{args.backend}.log"
+    with launch(args.backend, port=free_port(), data_dir=data_dir, log_path=log_path) as server:
         env = {
             **os.environ,
             **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": moto.endpoint_url,
+            "AWS_ENDPOINT_URL": server.endpoint_url,
             "PIXSEARCH_MODEL": MODEL,
             "PIXSEARCH_PRETRAINED": "",
             "PIXSEARCH_SEARCH_REFRESH_S": "3600",
@@ -230,9 +242,9 @@ def main() -> None:
                 print(f"{engine} at {size} ...", flush=True)
                 results.append(measure(engine, size, args, env, work))
                 print(json.dumps(results[-1]), flush=True)
+                if args.json:  # each result as it comes: a run cut short keeps what it measured
+                    args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

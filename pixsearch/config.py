@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     lance_index_min_rows: int = Field(default=5000, ge=256)
     lance_optimize_rows: int = Field(default=2000, ge=1)
     lance_nprobes: int = Field(default=20, ge=1)
+    # The IVF is retrained (√rows partitions) once the table has this many times the rows
+    # it was last trained on; optimize only folds new rows into the existing partitions.
+    lance_retrain_growth: float = Field(default=4.0, gt=1)
+    # Memory for index partitions read by search (LanceDB's own default is 6 GiB): it bounds
+    # how search memory grows with the table; a partition not cached is read again.
+    lance_index_cache_mb: int = Field(default=512, ge=0)
     # Re-rank this many times k candidates by their full vectors (0: off; costs a read each).
     lance_refine_factor: int = Field(default=0, ge=0)
     # Inverted lists of the IVF template, trained once per index.

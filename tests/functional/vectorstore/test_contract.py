@@ -24,54 +24,7 @@ from pixsearch.vectorstore.filters import parse_filter
 from pixsearch.vectorstore.port import StoreUnavailable, VectorStore
 from tests.fixtures.aws import Emulators
 from tests.fixtures.model import unit_vectors
-
-TAG = "contract-model__none"
-DIM = 32
-LISTS = ("cats", "dogs", "birds", "fish", "cars")
-
-
-def image_key(number: int) -> str:
-    return layout.image_key(f"{number:064x}", "jpg")
-
-
-def make_shard(store: ObjectStore, first: int, count: int, captions: bool = True) -> Shard:
-    """Rows ``first..first+count`` with metadata that varies by number, their images stored."""
-    rows = []
-    for number in range(first, first + count):
-        key = image_key(number)
-        store.put(key, b"jpeg", content_type="image/jpeg")
-        caption = None
-        if captions and number % 10 == 3:
-            caption = f"a photo of a zebra number {number}"
-        rows.append(
-            ShardRow(
-                key=key,
-                etag=f"e{number}",
-                source_url=f"https://www.site{number % 4}.example/{number}.jpg",
-                width=100 + number % 20 * 50,
-                height=80 + number % 10 * 40,
-                list_name=LISTS[number % len(LISTS)],
-                fetched_at=f"2026-01-{1 + number % 28:02d}T12:00:00Z",
-                caption=caption,
-                bytes=1000 + number,
-            )
-        )
-    vectors = unit_vectors(count, DIM, seed=first, clusters=8)
-    return shards.read(store, TAG, shards.write(store, TAG, rows, vectors))
-
-
-def engine_settings(settings: Settings, engine: str, **changes: Any) -> Settings:
-    """Small thresholds, so the ANN paths (FAISS IVF, LanceDB IVF_SQ) run at test sizes."""
-    return settings.model_copy(
-        update={
-            "vector_store": engine,
-            "index_flat_max": 300,
-            "lance_index_min_rows": 300,
-            "lance_optimize_rows": 100,
-            "search_refresh_s": 0.0,
-            **changes,
-        }
-    )
+from tests.fixtures.vectors import DIM, TAG, engine_settings, image_key, make_shard
 
 
 @pytest.fixture(params=ENGINES)

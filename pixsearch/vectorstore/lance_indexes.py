@@ -1,0 +1,99 @@
+"""The indexes of the LanceDB rows table, kept in step with its size.
+
+A B-tree on ``key`` (the writers' merges and deletes), a full-text index over
+captions, and an IVF_SQ vector index (8-bit scalar quantization: recall@10 about
+0.98 without re-ranking, where IVF-PQ needed a refine step that costs a random
+read per candidate) once the table has ``lance_index_min_rows`` rows (exact scans
+before). The IVF is trained with a target partition size of √rows (about √rows
+partitions) and ``optimize`` folds new rows into it, splitting partitions that
+outgrow that size (given a partition count instead, LanceDB's optimize merges
+them down to one or two: every query then scans the whole table). The index is
+trained anew, on all rows, once the table has ``lance_retrain_growth`` times the
+rows of the last training (which the ``vector`` field's metadata records), so
+its centroids, quantization bounds and partition size follow the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from lancedb.index import FTS, BTree, IvfSq
+
+from pixsearch.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_PARTITIONS = 4096
+MIN_PARTITION_ROWS = 16
+TRAINED_ROWS = "pixsearch:ivf_trained_rows"
+
+
+def has_index(table: Any, column: str) -> bool:
+    return any(column in index.columns for index in table.list_indices())
+
+
+def partition_rows(rows: int) -> int:
+    """Target partition size of an IVF trained on ``rows`` rows: √rows (so about √rows
+    partitions, at most ``MAX_PARTITIONS``)."""
+    return max(MIN_PARTITION_ROWS, int(np.sqrt(rows)), -(-rows // MAX_PARTITIONS))
+
+
+def maintain(table: Any, settings: Settings, rebuilt: bool = False) -> None:
+    """Create or update the indexes this table's size calls for (all of them anew
+    after a rebuild).
+
+    A failure here (e.g. two runs indexing at once) loses no rows: the next run retries.
+    """
+    try:
+        rows = table.count_rows()
+        if rebuilt or not has_index(table, "key"):
+            table.create_index("key", config=BTree())
+        if rows >= settings.lance_index_min_rows and (
+            rebuilt or not has_index(table, "vector") or _outgrown(table, rows, settings)
+        ):
+            train_vector_index(table, rows)
+        if (rebuilt or not has_index(table, "caption")) and table.count_rows("caption IS NOT NULL"):
+            table.create_index("caption", config=FTS())
+        elif _unindexed(table) >= settings.lance_optimize_rows:
+            table.optimize()
+    except Exception:  # noqa: BLE001 - the rows are committed; indexing waits a run
+        log.warning("index maintenance of %s deferred", table.uri, exc_info=True)
+
+
+def train_vector_index(table: Any, rows: int) -> None:
+    """Train the IVF_SQ index on the table's ``rows`` rows, replacing any older one."""
+    size = partition_rows(rows)
+    started = time.perf_counter()
+    config = IvfSq(distance_type="cosine", target_partition_size=size)
+    table.create_index("vector", config=config, replace=True)
+    table.update_field_metadata({"path": "vector", "metadata": {TRAINED_ROWS: str(rows)}})
+    log.info(
+        "trained IVF_SQ index on %s: %d rows, partitions of about %d rows, in %.1f s",
+        table.uri,
+        rows,
+        size,
+        time.perf_counter() - started,
+    )
+
+
+def trained_rows(table: Any, settings: Settings) -> int:
+    """Rows the vector index was last trained on (an index from before this was recorded
+    counts as trained at the threshold, where it was first built)."""
+    metadata = table.schema.field("vector").metadata or {}
+    return int(metadata.get(TRAINED_ROWS.encode(), settings.lance_index_min_rows))
+
+
+def _outgrown(table: Any, rows: int, settings: Settings) -> bool:
+    return rows >= settings.lance_retrain_growth * trained_rows(table, settings)
+
+
+def _unindexed(table: Any) -> int:
+    most = 0
+    for index in table.list_indices():
+        stats = table.index_stats(index.name)
+        if stats is not None:
+            most = max(most, stats.num_unindexed_rows)
+    return most
