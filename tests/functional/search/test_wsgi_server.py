@@ -11,13 +11,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 from flask import Flask
 
 from pixsearch.config import Settings
 from pixsearch.runtime.emulator import free_port
 from pixsearch.search.wsgi_server import api_server
+from tests.fixtures.tools import missing_tool
 from tests.functional.deploy.sources import ROOT
 
 
@@ -113,8 +113,9 @@ def malloc_arenas_of_16_busy_threads(cap: int) -> tuple[bool, int]:
     return probe.stdout.strip() == "True", arenas
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
 def test_the_api_process_caps_malloc_arenas_for_its_threads() -> None:
+    if platform.libc_ver()[0] != "glibc":
+        missing_tool("malloc arenas are glibc's, and this C library is not glibc")
     capped, arenas = malloc_arenas_of_16_busy_threads(0)  # glibc's default: up to 8 per core
     assert not capped
     assert arenas > 2
