@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search import (  # noqa: E402
+from search_harness import (  # noqa: E402
     ApiProcess,
     bench_environment,
     clustered_vectors,
