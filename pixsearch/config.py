@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # A local stage's batch is handed over once full, once its batching window ends, or
     # once its queue has had nothing new for this long (Lambda waits out the window).
     local_batch_quiet_s: float = Field(default=0.5, ge=0)
+    # Memory for the images the local download stage stored and its embed stage has not
+    # read yet (see pixsearch.recent_images); 0 reads every image back from the bucket.
+    local_image_cache_mb: int = Field(default=256, ge=0)
 
     @property
     def model_tag(self) -> str:

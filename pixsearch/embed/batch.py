@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixsearch import images, layout, shards
+from pixsearch import images, layout, recent_images, shards
 from pixsearch.config import Settings
 from pixsearch.events import ObjectEvent
 from pixsearch.inference import ClipModel
@@ -97,7 +97,7 @@ def _prepare(
     event: ObjectEvent, store: ObjectStore, model: ClipModel, settings: Settings
 ) -> Prepared:
     try:
-        data, info = store.get_with_info(event.key)
+        data, info = recent_images.read(store, event.key)
     except ObjectNotFound:
         log.info("image %s is gone; skipping", event.key)
         return Prepared(event)
