@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # source model (see pixsearch.inference.exported.choose_precision), else fp32.
     onnx_precision: Literal["auto", "fp32", "int8"] = "auto"
     embed_batch_size: int = Field(default=32, ge=1)
+    # Encodes of embed batches one process runs at once (0: CPU cores // model threads,
+    # at least 1): the local runtime runs two embed batches at a time, and two encodes
+    # of PIXSEARCH_TORCH_THREADS threads each on cores for one only slow both down.
+    embed_parallel_encodes: int = Field(default=0, ge=0)
     device: str = "cpu"
     # Where weights named by an s3:// PIXSEARCH_PRETRAINED are downloaded to (once).
     model_cache_dir: Path = Path(tempfile.gettempdir()) / "pixsearch-weights"
