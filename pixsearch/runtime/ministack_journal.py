@@ -103,7 +103,7 @@ class Journal:
 def write_durably(path: Path, data: bytes) -> None:
     """``data`` as the whole of ``path``: fsync, then an atomic rename over the old file."""
     temporary = path.with_name(path.name + ".pixsearch.tmp")
-    with open(temporary, "wb") as out:
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
