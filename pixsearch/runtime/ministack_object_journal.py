@@ -66,6 +66,7 @@ class ObjectJournal(Journal):
         self.snapshot_path = state_dir / SNAPSHOT
         self.s3_state_path = state_dir / "s3.json"
         self.active = True
+        self.in_doubt: set[tuple[Scoped, str]] = set()  # intents without an outcome yet
 
     def scoped(self, bucket: str) -> Scoped:
         return (self.s3.get_account_id(), bucket)
@@ -73,16 +74,22 @@ class ObjectJournal(Journal):
     def writing(self, bucket: str, key: str) -> None:
         """The files of ``key`` are about to change."""
         if self.watching():
-            self.append({"b": self.scoped(bucket), "k": key, "w": 1})
+            scoped = self.scoped(bucket)
+            self.in_doubt.add((scoped, key))
+            self.append({"b": scoped, "k": key, "w": 1})
 
     def written(self, bucket: str, key: str, record: Any) -> None:
         """``record``'s files are written; a body still in memory was not: left to settle."""
         if self.watching() and isinstance(record, dict) and record.get("body") is None:
-            self.append({"b": self.scoped(bucket), "k": key, "o": record})
+            scoped = self.scoped(bucket)
+            self.in_doubt.discard((scoped, key))
+            self.append({"b": scoped, "k": key, "o": record})
 
     def removed(self, bucket: str, key: str) -> None:
         if self.watching():
-            self.append({"b": self.scoped(bucket), "k": key, "d": 1})
+            scoped = self.scoped(bucket)
+            self.in_doubt.discard((scoped, key))
+            self.append({"b": scoped, "k": key, "d": 1})
 
     def untracked(self) -> bool:
         """Whether any object carries state the journal does not follow."""
@@ -207,11 +214,17 @@ class ObjectJournal(Journal):
         return json.dumps(saved, default=self.persistence._json_default).encode()
 
     def compact(self) -> None:
-        """Write the snapshot (fsync, atomic rename), then empty the journal."""
+        """Write the snapshot (fsync, atomic rename), then start the journal afresh.
+
+        A write under way (its intent journaled, its outcome not yet, as when
+        the intent itself brings the journal to its bound) keeps its intent.
+        """
         if self.active:
             data = self.snapshot()
             write_durably(self.snapshot_path, data)
             self.emptied(len(data))
+            for scoped, key in self.in_doubt:  # still to settle should the process die
+                self.append({"b": scoped, "k": key, "w": 1})
 
     def configuration(self) -> bytes:
         """MiniStack's bucket state (``s3.json``), objects left out, as it would be written."""
