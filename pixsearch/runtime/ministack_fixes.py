@@ -156,6 +156,8 @@ def journal_requests(s3: Any, objects: ObjectJournal | None) -> None:
         token = _pending_events.set([])
         try:
             result = await handle_request(method, path, headers, *args, **kwargs)
+            if objects is not None and method not in READS:
+                objects.watching()  # tags, ACLs or versions set now: the next start scans
             if watched:
                 after = objects.configuration()
                 if after != before:

@@ -207,3 +207,17 @@ def test_the_write_a_crash_interrupted_is_settled_from_its_files_and_replay_is_i
     journal.write_bytes(replayed + journal.read_bytes())
     kept_emulator.start()
     assert listing("torn") == expected
+
+
+def test_objects_with_tags_are_restored_by_the_full_scan_after_a_crash(
+    kept_emulator: KeptEmulator,
+):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="tagged")
+    s3.put_object(Bucket="tagged", Key="a", Body=b"a")
+    tags = {"TagSet": [{"Key": "kind", "Value": "image"}]}
+    s3.put_object_tagging(Bucket="tagged", Key="a", Tagging=tags)
+    kept_emulator.crash()
+    kept_emulator.start()
+    assert s3.get_object_tagging(Bucket="tagged", Key="a")["TagSet"] == tags["TagSet"]
+    assert "restored 1 objects by full scan" in restarts(kept_emulator)[-1]
