@@ -1,5 +1,6 @@
 """The emulators measured alone, without the pipeline: restart over a data
-directory, memory against bytes stored, and notified puts through a crash.
+directory (after a clean stop and after a kill -9), memory against bytes stored,
+and notified puts through a crash.
 
 Used by bench/local_stack.py (items 4-6 of its docstring), which runs them and
 records their figures; the helpers reading a process's CPU and RSS from /proc
@@ -66,8 +67,9 @@ def fill_ministack_dir(data_dir: Path, bucket: str, count: int) -> None:
 
 
 def restart(count: int, work: Path) -> dict[str, float]:
-    """Start over ``count`` objects twice: files only (MiniStack's full scan), then after a
-    clean stop (pixsearch's metadata snapshot, pixsearch/runtime/ministack_fixes.py)."""
+    """Start over ``count`` objects: files only (MiniStack's full scan), after a clean stop
+    (pixsearch's metadata snapshot), then twice after a SIGKILL (snapshot + journal replay,
+    pixsearch/runtime/ministack_object_journal.py): see :func:`restarts_after_kill`."""
     data_dir = work / f"restart-{count}"
     bucket = "restart-bench"
     fill_ministack_dir(data_dir, bucket, count)
@@ -85,6 +87,52 @@ def restart(count: int, work: Path) -> dict[str, float]:
             figures[f"{label}_rss_mb"] = round(rss_mb(emulator.process.pid), 1)
         finally:
             emulator.stop()
+    return {**figures, **restarts_after_kill(data_dir, bucket, count, work)}
+
+
+def restarts_after_kill(data_dir: Path, bucket: str, count: int, work: Path) -> dict[str, float]:
+    """1,000 puts of 1 KB and 100 deletes over MiniStack's HTTP API, a SIGKILL, a start
+    (the journal exactly as that run left it); then a SIGKILL again and a start with that
+    journal repeated up to its compaction bound (replaying an entry twice changes nothing),
+    the largest journal a crash can leave. Each start is timed to a HEAD of the last put."""
+    from pixsearch.runtime.ministack_journal import MIN_COMPACT_BYTES
+    from pixsearch.runtime.ministack_object_journal import JOURNAL, SNAPSHOT
+
+    port, puts = free_port(), 1000
+    journal = data_dir / "state" / JOURNAL
+
+    def started() -> tuple[EmulatorProcess, float]:
+        emulator = launch("ministack", port=port, data_dir=data_dir, log_path=work / "k.log")
+        began = time.monotonic()
+        emulator.start()
+        boto("s3", emulator.endpoint_url).head_object(Bucket=bucket, Key=f"after/{puts - 1:05d}")
+        return emulator, round(time.monotonic() - began, 2)
+
+    def killed(emulator: EmulatorProcess) -> None:
+        assert emulator.process is not None
+        emulator.process.send_signal(signal.SIGKILL)
+        emulator.process.wait()
+
+    emulator = launch("ministack", port=port, data_dir=data_dir, log_path=work / "k.log").start()
+    s3 = boto("s3", emulator.endpoint_url)
+    for n in range(puts):
+        s3.put_object(Bucket=bucket, Key=f"after/{n:05d}", Body=os.urandom(1024))
+    for n in range(0, puts - 1, 10):
+        s3.delete_object(Bucket=bucket, Key=f"after/{n:05d}")
+    killed(emulator)
+    figures: dict[str, float] = {"journal_after_puts_mb": round(journal.stat().st_size / 2**20, 2)}
+    emulator, figures["restart_after_kill_s"] = started()
+    killed(emulator)
+    run = journal.read_bytes()
+    bound = max(MIN_COMPACT_BYTES, (data_dir / "state" / SNAPSHOT).stat().st_size)
+    journal.write_bytes(run * max(1, bound // len(run)))
+    figures["journal_at_bound_mb"] = round(journal.stat().st_size / 2**20, 2)
+    emulator, figures["restart_after_kill_journal_at_bound_s"] = started()
+    assert emulator.process is not None
+    figures["restart_after_kill_rss_mb"] = round(rss_mb(emulator.process.pid), 1)
+    listed = boto("s3", emulator.endpoint_url).list_objects_v2(Bucket=bucket, Prefix="after/")
+    figures["after_puts_listed"] = listed["KeyCount"]  # 900 expected
+    emulator.stop()
     return figures
 
 

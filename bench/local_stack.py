@@ -29,10 +29,13 @@ For each backend of ``pixsearch.runtime.emulator`` in one run:
 4. restart: a data directory holding N objects, then the time from starting
    the emulator to the last object being readable, and its RSS: first over the
    files alone (MiniStack's own full scan), then again after a clean stop (the
-   snapshot of pixsearch/runtime/ministack_fixes.py). Objects are written
-   straight into MiniStack's on-disk layout (a body file plus its
-   ``.meta.json``, as MiniStack writes them) to reach 100,000 in seconds; moto
-   keeps nothing across restarts, so it has no row.
+   snapshot of pixsearch/runtime/ministack_object_journal.py), then after a
+   SIGKILL that follows 1,000 puts and 100 deletes over HTTP (snapshot + the
+   journal that run left), and after a SIGKILL with that journal repeated up to
+   its compaction bound. The N objects are written straight into MiniStack's
+   on-disk layout (a body file plus its ``.meta.json``, as MiniStack writes
+   them) to reach 100,000 in seconds; moto keeps nothing across restarts, so it
+   has no row.
 5. memory vs bytes stored: RSS after storing 200 objects of 1 KB, then 200 of 1 MB.
 6. with ``--puts N``: N puts of 50 KB into a MiniStack bucket notifying a queue
    that nobody drains (puts/s, emulator CPU per put), then a SIGKILL of the

@@ -1,30 +1,22 @@
-"""MiniStack with a fast restart and queues that survive a crash (ministack == ``VERSION``).
-
-With ``S3_PERSIST=1`` MiniStack keeps each object as a file plus a
-``.meta.json`` sidecar and, when its S3 module is imported, walks the whole
-data directory and reads every sidecar to rebuild the in-memory metadata:
-about 0.3-1.5 ms per object here, so minutes at 100,000 objects.
-
-The fix: at a clean shutdown (SIGTERM, when MiniStack saves its other state)
-the metadata of every bucket is written to one JSON snapshot beside the state
-files; at start the snapshot is loaded in one read and removed, so it can never
-outlive a crash. Without a snapshot (first start, or after a crash) MiniStack's
-own full scan runs, so the data on disk stays the truth. Buckets using object
-versions, tags, ACLs or annotations (pixsearch uses none) are never
-snapshotted.
-
-Queue messages are kept across a crash by the journal of
-:mod:`pixsearch.runtime.ministack_journal`, which needs S3 -> SQS notifications
-delivered by the request that writes the object (MiniStack starts a thread
-for each one after answering): :func:`deliver_notifications_inline`.
+"""MiniStack that restarts fast and loses nothing to a crash (ministack == ``VERSION``).
 
 Run as ``python -m pixsearch.runtime.ministack_fixes`` with the environment
-of :mod:`pixsearch.runtime.ministack_server`.
+of :mod:`pixsearch.runtime.ministack_server`, it imports MiniStack's S3
+without the start-up scan of every object's sidecar and installs:
+
+- the object metadata journal of :mod:`pixsearch.runtime.ministack_object_journal`
+  around MiniStack's writes and removals of object files, recovered at start
+  (a snapshot plus the changes since, no scan), with ``s3.json`` written after
+  every change of bucket configuration;
+- the queue journal of :mod:`pixsearch.runtime.ministack_queue_journal`;
+- S3 -> SQS notifications delivered by the request that writes the object
+  (MiniStack starts a thread for each one after answering), once the object
+  is journaled: :func:`journal_requests`.
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
 import os
 import signal
@@ -35,17 +27,24 @@ from pathlib import Path
 from typing import Any
 
 from pixsearch.runtime import patching
-from pixsearch.runtime.ministack_journal import CONFIGURATION_ACTIONS, Journal
+from pixsearch.runtime.ministack_object_journal import ObjectJournal
+from pixsearch.runtime.ministack_queue_journal import CONFIGURATION_ACTIONS, QueueJournal
 
 VERSION = "1.5.33"
-SNAPSHOT = "pixsearch-s3-objects.json"
 
 # pixsearch.runtime.patching.fingerprint() of each MiniStack function the fix relies on.
 FINGERPRINTS = {
     "ministack.services.s3:_load_persisted_data": "e5249031f46d76f8",
     "ministack.services.s3:_load_persisted_bucket": "7e84b6f2596ed33b",
     "ministack.services.s3:_persist_object": "cb32b6ae8706bef8",
+    "ministack.services.s3:_delete_persisted_object": "8baff70b77c648f9",
+    "ministack.services.s3:_object_disk_path": "0a7ed55714d95566",
+    "ministack.services.s3:_object_meta_from_record": "e255160d5f19a9f6",
+    "ministack.services.s3:_parse_bucket_key": "06e19cc5df12255c",
+    "ministack.services.s3:_in_account": "48f6799e81a65acd",
+    "ministack.services.s3:handle_request": "0856144f19e733b4",
     "ministack.services.s3:get_state": "999bd282f36ce23f",
+    "ministack.services.s3:_restore_state": "1ee11336adcf4299",
     "ministack.app:_handle_lifespan": "0daf4cf135cf3cb4",
     "ministack.app:_load_persisted_state": "03de3b870e8f811f",
     "ministack.services.s3:_fire_s3_event_async": "d42619f0eb8691d5",
@@ -66,64 +65,26 @@ FINGERPRINTS = {
 
 log = logging.getLogger("pixsearch.ministack")
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# The notifications of the S3 request being handled, delivered once it is done.
+_pending_events: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "pixsearch_pending_events", default=None
+)
+
 
 def mismatches() -> list[str]:
     return patching.mismatches(FINGERPRINTS)
 
 
-def snapshot_path() -> Path:
-    return Path(os.environ.get("STATE_DIR", "/tmp/ministack-state")) / SNAPSHOT
-
-
-def save_snapshot(s3: Any, path: Path) -> None:
-    """Every bucket's object metadata in one file, unless something would be left out."""
-    side_tables = (s3._object_versions, s3._object_tags, s3._object_acl, s3._object_annotations)
-    if any(table._data for table in side_tables):
-        log.info("objects carry versions, tags or ACLs: no snapshot, next start scans")
-        return
-    buckets = []
-    for (account, name), bucket in s3._buckets._data.items():
-        objects = bucket.get("objects", {})
-        if any(record.get("body") is not None for record in objects.values()):
-            log.info("bucket %s holds unpersisted bodies: no snapshot", name)
-            return
-        buckets.append({"account": account, "bucket": name, "objects": objects})
-    try:
-        data = json.dumps({"version": VERSION, "buckets": buckets})
-    except (TypeError, ValueError):
-        log.warning("object metadata is not JSON: no snapshot, next start scans", exc_info=True)
-        return
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(data)
-    os.replace(temporary, path)
-
-
-def load_snapshot(s3: Any, path: Path) -> bool:
-    """Restore the metadata saved at the last clean stop; False if there is none to trust."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    finally:
-        path.unlink(missing_ok=True)  # a crash from here on must not find a stale snapshot
-    if saved.get("version") != VERSION:
-        return False
-    for entry in saved["buckets"]:
-        scoped = (entry["account"], entry["bucket"])
-        bucket = s3._buckets._data.setdefault(
-            scoped, {"created": s3.now_iso(), "objects": {}, "region": None}
-        )
-        bucket["objects"] = entry["objects"]
-    return True
-
-
 def apply() -> None:
-    """Import MiniStack's S3 without its start-up scan, restore, and hook the snapshot."""
+    """Import MiniStack's S3 without its start-up scan, recover, and install the journals."""
     from importlib.metadata import version
 
     persist = os.environ.get("S3_PERSIST") == "1"
     os.environ["S3_PERSIST"] = "0"  # read once at import: skips the scan at import time
     from ministack import app
+    from ministack.core import persistence
     from ministack.services import s3
 
     changed = mismatches()
@@ -134,34 +95,80 @@ def apply() -> None:
             f"ministack=={VERSION} or set PIXSEARCH_LOCAL_BACKEND=moto"
         )
     os.environ["S3_PERSIST"] = "1" if persist else "0"
-    deliver_notifications_inline(s3)
-    journal = install_journal(app) if os.environ.get("PERSIST_STATE") == "1" else None
-    if not persist:
-        return
-    s3.S3_PERSIST = True
-    path = snapshot_path()
-    started = time.monotonic()
-    if load_snapshot(s3, path):
-        how = "snapshot"
-    else:
-        s3._load_persisted_data()
-        how = "full scan"
-    count = sum(len(b.get("objects", {})) for b in s3._buckets._data.values())
-    log.warning("restored %d objects by %s in %.2fs", count, how, time.monotonic() - started)
+    state_dir = Path(persistence.STATE_DIR)
+    queues = install_queue_journal(app) if persistence.PERSIST_STATE else None
+    objects = None
+    if persist:
+        s3.S3_PERSIST = True
+        objects = ObjectJournal(s3, persistence, state_dir)
+        started = time.monotonic()
+        how = objects.recover()
+        count = sum(len(b.get("objects", {})) for b in s3._buckets._data.values())
+        log.warning("restored %d objects by %s in %.2fs", count, how, time.monotonic() - started)
+        install_object_journal(s3, objects)
+    journal_requests(s3, objects if persistence.PERSIST_STATE else None)
     save_all = app.save_all
 
-    def save_all_and_snapshot(*args: Any, **kwargs: Any) -> Any:
+    def save_all_and_compact(*args: Any, **kwargs: Any) -> Any:
         result = save_all(*args, **kwargs)
-        save_snapshot(s3, path)
-        if journal is not None:
-            journal.compact()
+        for journal in (objects, queues):
+            if journal is not None:
+                journal.compact()
         return result
 
-    app.save_all = save_all_and_snapshot
+    app.save_all = save_all_and_compact
 
 
-def deliver_notifications_inline(s3: Any) -> None:
-    """S3 -> SQS notifications queued before the write is answered, not by a thread after it."""
+def install_object_journal(s3: Any, journal: ObjectJournal) -> None:
+    """Journal every write and removal of an object's files around MiniStack's own."""
+    persist_object, delete_persisted_object = s3._persist_object, s3._delete_persisted_object
+
+    def persist_journaled(bucket: str, key: str, obj: Any) -> None:
+        journal.writing(bucket, key)
+        persist_object(bucket, key, obj)
+        journal.written(bucket, key, obj)
+
+    def delete_journaled(bucket: str, key: str) -> None:
+        journal.writing(bucket, key)
+        delete_persisted_object(bucket, key)
+        journal.removed(bucket, key)
+
+    s3._persist_object = persist_journaled
+    s3._delete_persisted_object = delete_journaled
+
+
+def journal_requests(s3: Any, objects: ObjectJournal | None) -> None:
+    """Each S3 request: notifications after its writes, ``s3.json`` after a bucket change.
+
+    MiniStack fires a notification before writing the object's files; a
+    crash between the two would leave a queued message for an object that
+    was never stored. Held until the request is done, each notification
+    follows its object into the journal and precedes the answer.
+    """
+    handle_request = s3.handle_request
+
+    async def handle_then_notify(
+        method: str, path: str, headers: dict, *args: Any, **kwargs: Any
+    ) -> Any:
+        bucket, key = s3._parse_bucket_key(path, headers)
+        watched = objects is not None and bool(bucket) and not key and method not in READS
+        before = objects.configuration() if watched else b""
+        token = _pending_events.set([])
+        try:
+            result = await handle_request(method, path, headers, *args, **kwargs)
+            if objects is not None and method not in READS:
+                objects.watching()  # tags, ACLs or versions set now: the next start scans
+            if watched:
+                after = objects.configuration()
+                if after != before:
+                    objects.configured(after)
+            pending = _pending_events.get() or []
+        finally:
+            _pending_events.reset(token)
+        for account, event in pending:
+            with s3._in_account(account):
+                s3._fire_s3_event(**event)
+        return result
 
     def fire(
         bucket_name: str,
@@ -176,28 +183,34 @@ def deliver_notifications_inline(s3: Any) -> None:
     ) -> None:
         if bucket_name not in s3._bucket_notifications:
             return
-        s3._fire_s3_event(
-            bucket_name,
-            key,
-            event_name,
-            size,
-            etag,
-            deletion_type,
-            version_id=version_id,
-            sequencer=s3._next_event_sequencer(event_name),
-            object_extra=object_extra,
-            record_extra=record_extra,
-        )
+        event = {
+            "bucket_name": bucket_name,
+            "key": key,
+            "event_name": event_name,
+            "size": size,
+            "etag": etag,
+            "deletion_type": deletion_type,
+            "version_id": version_id,
+            "sequencer": s3._next_event_sequencer(event_name),
+            "object_extra": object_extra,
+            "record_extra": record_extra,
+        }
+        pending = _pending_events.get()
+        if pending is None:
+            s3._fire_s3_event(**event)
+        else:
+            pending.append((s3.get_account_id(), event))
 
     s3._fire_s3_event_async = fire
+    s3.handle_request = handle_then_notify
 
 
-def install_journal(app: Any) -> Journal:
+def install_queue_journal(app: Any) -> QueueJournal:
     """Journal queue changes, replay the journal at start, compact after configuration changes."""
     from ministack.core import persistence
     from ministack.services import sqs
 
-    journal = Journal(sqs, persistence, Path(persistence.STATE_DIR))
+    journal = QueueJournal(sqs, persistence, Path(persistence.STATE_DIR))
     load_persisted_state = app._load_persisted_state
 
     def load_then_replay() -> None:

@@ -7,9 +7,10 @@ to load; ``S3_PERSIST=1`` + ``S3_DATA_DIR`` object bodies and metadata as files
 (only metadata stays in memory); ``PERSIST_STATE=1`` + ``STATE_DIR`` queues,
 messages and bucket configuration saved on SIGTERM and loaded at start. Its IoT
 MQTT listener (port 8883) and SFTP server are turned off. It runs through
-:mod:`pixsearch.runtime.ministack_fixes`, which makes a restart read one metadata
-snapshot instead of every object's sidecar and journals every queue change so
-that a crash loses no message.
+:mod:`pixsearch.runtime.ministack_fixes`, which journals every object and queue
+change and saves every bucket change, so that a start, after a clean stop or a
+crash, reads one metadata snapshot and the journals instead of every object's
+sidecar, and a crash loses nothing acknowledged.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from pixsearch.runtime.ministack_journal import JOURNAL
+from pixsearch.runtime.ministack_queue_journal import JOURNAL
 from pixsearch.storage import client
 from tests.fixtures.aws import KeptEmulator, notification_keys, receive_all
 

@@ -1,4 +1,4 @@
-"""MiniStack restarts from its metadata snapshot, and after a crash from the files themselves."""
+"""MiniStack restarts from its metadata snapshot, scanning the files only where there is none."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, EmulatorProcess, free_port, launch
-from pixsearch.runtime.ministack_fixes import SNAPSHOT
+from pixsearch.runtime.ministack_object_journal import SNAPSHOT
 
 
 def started(data_dir: Path) -> EmulatorProcess:
@@ -33,7 +33,7 @@ def keys_and_metadata(emulator: EmulatorProcess) -> tuple[list[str], dict[str, s
     return keys, s3.head_object(Bucket="kept", Key="images/b b.jpg")["Metadata"]
 
 
-def test_a_clean_restart_reads_the_snapshot_and_a_crash_falls_back_to_the_files(tmp_path):
+def test_a_restart_reads_the_snapshot_and_only_a_directory_without_one_is_scanned(tmp_path):
     emulator = started(tmp_path)
     s3 = s3_of(emulator)
     s3.create_bucket(Bucket="kept")
@@ -41,11 +41,15 @@ def test_a_clean_restart_reads_the_snapshot_and_a_crash_falls_back_to_the_files(
         s3.put_object(Bucket="kept", Key=key, Body=b"body", Metadata={"source-url": "u"})
     expected = (["images/a.jpg", "images/b b.jpg", "maps/l/00000.jsonl"], {"source-url": "u"})
     emulator.stop()
-    assert (tmp_path / "state" / SNAPSHOT).exists()
 
     emulator = started(tmp_path)
     assert keys_and_metadata(emulator) == expected
-    assert not (tmp_path / "state" / SNAPSHOT).exists(), "a snapshot is used once"
+    emulator.stop()
+    # The directory as a pixsearch without the snapshot left it: the object files only.
+    (tmp_path / "state" / SNAPSHOT).unlink()
+    emulator = started(tmp_path)
+    assert keys_and_metadata(emulator) == expected
+    assert (tmp_path / "state" / SNAPSHOT).exists(), "the scan's result is kept"
     s3_of(emulator).put_object(Bucket="kept", Key="images/c.jpg", Body=b"after")
     assert emulator.process is not None
     emulator.process.send_signal(signal.SIGKILL)
@@ -57,6 +61,10 @@ def test_a_clean_restart_reads_the_snapshot_and_a_crash_falls_back_to_the_files(
         assert keys == sorted([*expected[0], "images/c.jpg"]) and metadata == expected[1]
     finally:
         emulator.stop()
-    log = (tmp_path / "log").read_text()
-    assert "restored 3 objects by snapshot" in log
-    assert "restored 4 objects by full scan" in log
+    restarts = [line for line in (tmp_path / "log").read_text().splitlines() if "restored" in line]
+    assert [line.split(" in ")[0].split(": ")[1] for line in restarts[1:]] == [
+        "restored 3 objects by snapshot",
+        "restored 3 objects by full scan",
+        "restored 4 objects by snapshot + journal (1 change(s) replayed, 0 settled from "
+        "their files, 0 torn)",
+    ]
