@@ -2,7 +2,7 @@
 
     python bench/local_stack.py [--images 2000,10000] [--backends ministack,moto]
         [--costs 300] [--vit 300] [--vit-runtimes onnx,torch] [--restart 10000,100000]
-        [--skip-ingest] [--skip-memory]
+        [--skip-ingest] [--skip-memory] [--stack-env KEY=VALUE,...]
         [--puts 3000]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
@@ -94,6 +94,7 @@ def ingest(
     model: str = "pixsearch-tiny",
     inference: str = "torch",
     onnx_dir: Path | None = None,
+    stack_env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
@@ -108,6 +109,7 @@ def ingest(
         PIXSEARCH_ONNX_DIR=str(onnx_dir or ""),
         PIXSEARCH_PRETRAINED="",
         PIXSEARCH_DOWNLOAD_ALLOW=f"127.0.0.1:{nginx_port}",
+        **(stack_env or {}),
     )
     stack = subprocess.Popen(
         [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp"],
@@ -266,12 +268,24 @@ def export_vit(work: Path) -> Path:
 
 
 def vit_comparison(
-    folder: Path, count: int, nginx_port: int, work: Path, inference: str
+    folder: Path,
+    count: int,
+    nginx_port: int,
+    work: Path,
+    inference: str,
+    stack_env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     onnx_dir = export_vit(work) if inference == "onnx" else None
     before = bare_embed_loop(folder, count, "ViT-B-32", inference, onnx_dir)
     stack = ingest(
-        BACKENDS[0], count, nginx_port, work, "ViT-B-32", inference=inference, onnx_dir=onnx_dir
+        BACKENDS[0],
+        count,
+        nginx_port,
+        work,
+        "ViT-B-32",
+        inference=inference,
+        onnx_dir=onnx_dir,
+        stack_env=stack_env,
     )
     after = bare_embed_loop(folder, count, "ViT-B-32", inference, onnx_dir)
     bare_per_s = (before["images_per_s"] + after["images_per_s"]) / 2
@@ -349,13 +363,23 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--puts", type=int, default=0, help="puts with notifications, then a crash")
+    parser.add_argument(
+        "--stack-env",
+        default="",
+        help="KEY=VALUE,... for every stack the ingest runs start (e.g. an A/B of a setting)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.images.split(",") if n]
     backends = [b for b in args.backends.split(",") if b]
+    stack_env = dict(pair.split("=", 1) for pair in args.stack_env.split(",") if pair)
     work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
     (ROOT / "bench" / ".work").mkdir(exist_ok=True)
     out = ROOT / "bench" / ".work" / f"local_stack-{int(time.time())}.json"
-    results: dict[str, object] = {"work": str(work), "load_before": os.getloadavg()}
+    results: dict[str, object] = {
+        "work": str(work),
+        "stack_env": stack_env,
+        "load_before": os.getloadavg(),
+    }
 
     def keep(name: str, value: object) -> None:
         """Record a figure as soon as it exists (a long run stopped early keeps what it has)."""
@@ -365,7 +389,7 @@ def main() -> None:
 
     def vit(nginx_port: int) -> None:
         for runtime in [r for r in args.vit_runtimes.split(",") if r] if args.vit else []:
-            comparison = vit_comparison(folder, args.vit, nginx_port, work, runtime)
+            comparison = vit_comparison(folder, args.vit, nginx_port, work, runtime, stack_env)
             keep(f"vit_b_32 {runtime}", comparison)
 
     if not args.skip_ingest or args.vit or args.costs:
@@ -376,7 +400,8 @@ def main() -> None:
         with Nginx(folder) as nginx:
             for count in sizes if not args.skip_ingest else []:
                 for backend in backends:
-                    keep(f"ingest {backend} {count}", ingest(backend, count, nginx.port, work))
+                    result = ingest(backend, count, nginx.port, work, stack_env=stack_env)
+                    keep(f"ingest {backend} {count}", result)
                 if count == sizes[0]:
                     vit(nginx.port)
             if args.skip_ingest:
