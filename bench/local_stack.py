@@ -1,7 +1,8 @@
 """The local stack's backends side by side: end to end ingest, restart, memory.
 
     python bench/local_stack.py [--images 2000,10000] [--backends ministack,moto]
-        [--costs 300] [--vit 300] [--restart 10000,100000] [--skip-ingest] [--skip-memory]
+        [--costs 300] [--vit 300] [--vit-runtimes onnx,torch] [--restart 10000,100000]
+        [--skip-ingest] [--skip-memory] [--stack-env KEY=VALUE,...]
         [--puts 3000]
 
 For each backend of ``pixsearch.runtime.emulator`` in one run:
@@ -15,11 +16,16 @@ For each backend of ``pixsearch.runtime.emulator`` in one run:
    alone in one thread (validation, decode + preprocess before and after the
    reduced JPEG decode, a boto3 put and get on each side of MiniStack): what the
    stage runner's and the emulator's CPU per image is made of.
-3. ViT-B-32 (random weights, ``--vit`` images, default backend): the same ingest
-   end to end against the bare embed loop in this process (read the JPEG, decode
-   and preprocess as the embed stage does, encode in chunks of the embed batch
-   size, the same torch threads), the bare loop run first so neither pays the
-   other's model load.
+3. ViT-B-32 (random weights, ``--vit`` images, default backend, on each runtime of
+   ``--vit-runtimes``: onnx, what `make up` runs after its `pixsearch model
+   export`, and torch): the same ingest end to end against the bare embed loop
+   in this process on the same runtime and threads (read the JPEG, decode and
+   preprocess as the embed stage does, encode in chunks of the embed batch
+   size), run just before and just after the ingest so that a change in the
+   machine's load shows; neither side pays the model load. The stack's log
+   gives the timeline: when the first embed batch started, how long embed
+   batches ran (and two at once), when the last one and the last index run
+   ended, against the moment everything was searchable.
 4. restart: a data directory holding N objects, then the time from starting
    the emulator to the last object being readable, and its RSS: first over the
    files alone (MiniStack's own full scan), then again after a clean stop (the
@@ -44,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,14 +81,21 @@ def children(pid: int) -> list[int]:
 
 
 def copy_lines(source: IO[str], path: Path) -> None:
-    with path.open("w") as sink:
+    with path.open("w", buffering=1) as sink:  # line by line: read while it runs
         for line in source:
             sink.write(line)
 
 
 def ingest(
-    backend: str, count: int, nginx_port: int, work: Path, model: str = "pixsearch-tiny"
-) -> dict[str, float]:
+    backend: str,
+    count: int,
+    nginx_port: int,
+    work: Path,
+    model: str = "pixsearch-tiny",
+    inference: str = "torch",
+    onnx_dir: Path | None = None,
+    stack_env: dict[str, str] | None = None,
+) -> dict[str, object]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIXSEARCH_"))}
     env.update(
@@ -89,11 +103,13 @@ def ingest(
         PYTHONPATH=str(ROOT),
         PIXSEARCH_LOCAL_BACKEND=backend,
         PIXSEARCH_MOTO_PORT=str(port),
-        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}-{model}-{count}"),
+        PIXSEARCH_DATA_DIR=str(work / f"data-{backend}-{model}-{inference}-{count}"),
         PIXSEARCH_MODEL=model,
-        PIXSEARCH_INFERENCE="torch",
+        PIXSEARCH_INFERENCE=inference,
+        PIXSEARCH_ONNX_DIR=str(onnx_dir or ""),
         PIXSEARCH_PRETRAINED="",
         PIXSEARCH_DOWNLOAD_ALLOW=f"127.0.0.1:{nginx_port}",
+        **(stack_env or {}),
     )
     stack = subprocess.Popen(
         [sys.executable, "-m", "pixsearch.cli", "up", "--no-api", "--no-webapp"],
@@ -112,12 +128,12 @@ def ingest(
         else:
             raise RuntimeError(f"{backend}: pixsearch up did not come up")
         # Keep reading its log: a full pipe would stop the stage runner at its next line.
-        log_path = work / f"stack-{backend}-{model}-{count}.log"
+        log_path = work / f"stack-{backend}-{model}-{inference}-{count}.log"
         threading.Thread(target=copy_lines, args=(stack.stdout, log_path), daemon=True).start()
         (emulator_pid,) = children(stack.pid)
         before = {"emulator": cpu_s(emulator_pid), "stages": cpu_s(stack.pid)}
         urls = write_url_list(nginx_port, count)
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         result = subprocess.run(
             [sys.executable, "-m", "pixsearch.cli", "ingest", str(urls), "--timeout", "1200"],
             env=env,
@@ -153,13 +169,57 @@ def ingest(
             ),
             "emulator_peak_rss_mb": round(rss_mb(emulator_pid, "VmHWM"), 1),
             "stages_peak_rss_mb": round(rss_mb(stack.pid, "VmHWM"), 1),
+            "timeline_s": stage_timeline(log_path, started_at, searchable_s),
         }
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=120)
 
 
-def bare_embed_loop(folder: Path, count: int, model_name: str) -> dict[str, float]:
+DISPATCHED = re.compile(
+    r"^(\d\d):(\d\d):(\d\d) .*stage (\w+): (\d+) records, \d+ failed, ([\d.]+)s$"
+)
+
+
+def stage_timeline(log_path: Path, started_at: float, searchable_s: float) -> dict[str, float]:
+    """Seconds after the upload (the log's clock has whole seconds): when the first embed
+    batch started, how long embed batches ran (at least one; two at once), when the last
+    embed batch and the last index run ended, and when all was searchable."""
+    time.sleep(0.5)  # the log copier's last lines
+    day = time.localtime(started_at)
+    midnight = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for line in log_path.read_text().splitlines():
+        match = DISPATCHED.match(line)
+        if match and float(match.group(6)) >= 0.01:  # not the start's empty test events
+            hours, minutes, seconds, stage, _, duration = match.groups()
+            end = midnight + 3600 * int(hours) + 60 * int(minutes) + int(seconds) + 0.5
+            runs.setdefault(stage, []).append(
+                (end - float(duration) - started_at, end - started_at)
+            )
+    embeds = runs.get("embed", [])
+    edges = sorted([(a, 1) for a, _ in embeds] + [(b, -1) for _, b in embeds])
+    busy = overlapped = 0.0
+    running, since = 0, 0.0
+    for at, step in edges:
+        busy += (at - since) * (running >= 1)
+        overlapped += (at - since) * (running >= 2)
+        running, since = running + step, at
+    return {
+        "download_end": round(max((b for _, b in runs.get("download", [])), default=0), 1),
+        "first_embed_start": round(min((a for a, _ in embeds), default=0), 1),
+        "embed_batches": len(embeds),
+        "embed_running": round(busy, 1),
+        "two_embeds_running": round(overlapped, 1),
+        "last_embed_end": round(max((b for _, b in embeds), default=0), 1),
+        "last_index_end": round(max((b for _, b in runs.get("index", [])), default=0), 1),
+        "searchable": round(searchable_s, 1),
+    }
+
+
+def bare_embed_loop(
+    folder: Path, count: int, model_name: str, inference: str, onnx_dir: Path | None
+) -> dict[str, object]:
     """The embed stage's own work on ``count`` images, in this process, nothing else running."""
     import numpy as np
 
@@ -167,10 +227,13 @@ def bare_embed_loop(folder: Path, count: int, model_name: str) -> dict[str, floa
     from pixsearch.config import Settings
     from pixsearch.inference import load_model
 
-    settings = Settings(model=model_name, pretrained="", inference="torch")
+    settings = Settings(
+        model=model_name, pretrained="", inference=inference, onnx_dir=str(onnx_dir or "")
+    )
     model = load_model(settings)
+    model.load_towers("image")
     paths = [folder / f"{n}.jpg" for n in range(count)]
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     for first in range(0, count, settings.embed_batch_size):
         pixels = [
             model.preprocess(
@@ -183,17 +246,54 @@ def bare_embed_loop(folder: Path, count: int, model_name: str) -> dict[str, floa
             for path in paths[first : first + settings.embed_batch_size]
         ]
         model.encode_pixels(np.stack(pixels))
-    bare_s = time.monotonic() - started
-    return {"images": count, "bare_s": round(bare_s, 1), "images_per_s": round(count / bare_s, 1)}
-
-
-def vit_comparison(folder: Path, count: int, nginx_port: int, work: Path) -> dict[str, object]:
-    bare = bare_embed_loop(folder, count, "ViT-B-32")
-    stack = ingest(BACKENDS[0], count, nginx_port, work, model="ViT-B-32")
+    bare_s, cpu_s_used = time.monotonic() - started, time.process_time() - cpu_started
     return {
-        "bare_embed_loop": bare,
+        "images": count,
+        "runtime": f"{model.runtime} {getattr(model, 'precision', '')}".strip(),
+        "threads": settings.torch_threads,
+        "bare_s": round(bare_s, 1),
+        "images_per_s": round(count / bare_s, 2),
+        "cpu_ms_per_image": round(1000 * cpu_s_used / count, 1),
+    }
+
+
+def export_vit(work: Path) -> Path:
+    """ViT-B-32 (random weights) exported as `make up` exports its model (fp32 + int8)."""
+    from pixsearch.config import Settings
+    from pixsearch.inference.export import export
+
+    directory = ROOT / "bench" / ".work" / "onnx"
+    export(Settings(model="ViT-B-32", pretrained="", inference="torch"), str(directory))
+    return directory
+
+
+def vit_comparison(
+    folder: Path,
+    count: int,
+    nginx_port: int,
+    work: Path,
+    inference: str,
+    stack_env: dict[str, str] | None = None,
+) -> dict[str, object]:
+    onnx_dir = export_vit(work) if inference == "onnx" else None
+    before = bare_embed_loop(folder, count, "ViT-B-32", inference, onnx_dir)
+    stack = ingest(
+        BACKENDS[0],
+        count,
+        nginx_port,
+        work,
+        "ViT-B-32",
+        inference=inference,
+        onnx_dir=onnx_dir,
+        stack_env=stack_env,
+    )
+    after = bare_embed_loop(folder, count, "ViT-B-32", inference, onnx_dir)
+    bare_per_s = (before["images_per_s"] + after["images_per_s"]) / 2
+    return {
+        "bare_embed_loop_before": before,
         "end_to_end": stack,
-        "end_to_end_over_bare": round(stack["end_to_end_images_per_s"] / bare["images_per_s"], 3),
+        "bare_embed_loop_after": after,
+        "end_to_end_over_bare": round(stack["end_to_end_images_per_s"] / bare_per_s, 3),
     }
 
 
@@ -257,24 +357,40 @@ def main() -> None:
     parser.add_argument("--images", default="2000", help="comma-separated list sizes")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--vit", type=int, default=0, help="images for the ViT-B-32 comparison")
+    parser.add_argument("--vit-runtimes", default="onnx,torch", help="comma-separated")
     parser.add_argument("--costs", type=int, default=0, help="images for the per-image costs")
     parser.add_argument("--restart", default="10000,100000")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--puts", type=int, default=0, help="puts with notifications, then a crash")
+    parser.add_argument(
+        "--stack-env",
+        default="",
+        help="KEY=VALUE,... for every stack the ingest runs start (e.g. an A/B of a setting)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.images.split(",") if n]
     backends = [b for b in args.backends.split(",") if b]
+    stack_env = dict(pair.split("=", 1) for pair in args.stack_env.split(",") if pair)
     work = Path(tempfile.mkdtemp(prefix="pixsearch-local-stack-"))
     (ROOT / "bench" / ".work").mkdir(exist_ok=True)
     out = ROOT / "bench" / ".work" / f"local_stack-{int(time.time())}.json"
-    results: dict[str, object] = {"work": str(work), "load_before": os.getloadavg()}
+    results: dict[str, object] = {
+        "work": str(work),
+        "stack_env": stack_env,
+        "load_before": os.getloadavg(),
+    }
 
     def keep(name: str, value: object) -> None:
         """Record a figure as soon as it exists (a long run stopped early keeps what it has)."""
         results[name] = value
         out.write_text(json.dumps(results, indent=2))
         print(json.dumps({name: value}, indent=2), flush=True)
+
+    def vit(nginx_port: int) -> None:
+        for runtime in [r for r in args.vit_runtimes.split(",") if r] if args.vit else []:
+            comparison = vit_comparison(folder, args.vit, nginx_port, work, runtime, stack_env)
+            keep(f"vit_b_32 {runtime}", comparison)
 
     if not args.skip_ingest or args.vit or args.costs:
         folder = make_images(max([*sizes, args.vit, args.costs]))
@@ -284,11 +400,12 @@ def main() -> None:
         with Nginx(folder) as nginx:
             for count in sizes if not args.skip_ingest else []:
                 for backend in backends:
-                    keep(f"ingest {backend} {count}", ingest(backend, count, nginx.port, work))
-                if count == sizes[0] and args.vit:
-                    keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
-            if args.skip_ingest and args.vit:
-                keep("vit_b_32", vit_comparison(folder, args.vit, nginx.port, work))
+                    result = ingest(backend, count, nginx.port, work, stack_env=stack_env)
+                    keep(f"ingest {backend} {count}", result)
+                if count == sizes[0]:
+                    vit(nginx.port)
+            if args.skip_ingest:
+                vit(nginx.port)
     if args.restart:
         keep("restart", [restart(int(n), work) for n in args.restart.split(",") if n])
     if args.puts:

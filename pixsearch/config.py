@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # source model (see pixsearch.inference.exported.choose_precision), else fp32.
     onnx_precision: Literal["auto", "fp32", "int8"] = "auto"
     embed_batch_size: int = Field(default=32, ge=1)
+    # Encodes of embed batches one process runs at once (0: CPU cores // model threads,
+    # at least 1): the local runtime runs two embed batches at a time, and two encodes
+    # of PIXSEARCH_TORCH_THREADS threads each on cores for one only slow both down.
+    embed_parallel_encodes: int = Field(default=0, ge=0)
     device: str = "cpu"
     # Where weights named by an s3:// PIXSEARCH_PRETRAINED are downloaded to (once).
     model_cache_dir: Path = Path(tempfile.gettempdir()) / "pixsearch-weights"
@@ -152,6 +156,9 @@ class Settings(BaseSettings):
     # A local stage's batch is handed over once full, once its batching window ends, or
     # once its queue has had nothing new for this long (Lambda waits out the window).
     local_batch_quiet_s: float = Field(default=0.5, ge=0)
+    # Memory for the images the local download stage stored and its embed stage has not
+    # read yet (see pixsearch.recent_images); 0 reads every image back from the bucket.
+    local_image_cache_mb: int = Field(default=256, ge=0)
 
     @property
     def model_tag(self) -> str:

@@ -25,6 +25,9 @@ from pixsearch.download.urlmap import LIST_ETAG, ROWS, read_maps, read_summary
 from pixsearch.storage import ObjectStore
 
 POLL_S = 1.0
+# Once every image of the list is embedded only its last index run is awaited, which
+# takes a fraction of a second: looking more often ends the wait when it does.
+LAST_INDEX_POLL_S = 0.2
 
 
 class IngestError(RuntimeError):
@@ -124,7 +127,7 @@ def follow_to_searchable(
                     f"{timeout_s:.0f}s; are the embed and index stages running? "
                     "Check `pixsearch status`."
                 )
-            time.sleep(POLL_S)
+            time.sleep(LAST_INDEX_POLL_S if state.embedded >= state.images else POLL_S)
             state = reader.list_progress(list_name)
     finally:
         for bar in bars.values():

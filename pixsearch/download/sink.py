@@ -6,7 +6,7 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pixsearch import layout
+from pixsearch import layout, recent_images
 from pixsearch.download.outcome import DownloadFailure, Status
 from pixsearch.images import ValidImage
 from pixsearch.origin import SOURCE_URL as SOURCE_URL_METADATA
@@ -27,7 +27,8 @@ class BucketSink:
 
     Losing the race (or finding the image already stored) is a duplicate, not an
     error, so the same image from many URLs or many lists is stored once, with
-    the origin (URL, list, caption) that brought it first.
+    the origin (URL, list, caption) that brought it first. A stored image is also
+    handed to an embed stage running in this process (:mod:`pixsearch.recent_images`).
     """
 
     def __init__(self, store: ObjectStore) -> None:
@@ -37,13 +38,14 @@ class BucketSink:
         key = layout.image_key(image.sha256, image.ext)
         metadata = origin.to_metadata()
         try:
-            self.objects.put_if_absent(
+            etag = self.objects.put_if_absent(
                 key, image.data, content_type=image.content_type, metadata=metadata
             )
         except ConflictError:
             return key, "duplicate"
         except (BotoCoreError, ClientError) as error:
             raise DownloadFailure("storage", f"could not store {key}: {error}") from None
+        recent_images.remember(self.objects.bucket, key, image, etag, metadata)
         return key, "ok"
 
 

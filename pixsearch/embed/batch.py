@@ -2,19 +2,24 @@
 
 Fetching, decoding and preprocessing run in a small thread pool (Pillow and
 botocore release the GIL) while the model encodes the previous chunk, so the
-model runtime's CPU threads stay busy.
+model runtime's CPU threads stay busy. Concurrent batches in one process (the
+local runtime runs two) take turns to encode (``embed_parallel_encodes``), so
+they do not run more model threads than there are cores.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from pixsearch import images, layout, shards
+from pixsearch import images, layout, recent_images, shards
 from pixsearch.config import Settings
 from pixsearch.events import ObjectEvent
 from pixsearch.inference import ClipModel
@@ -65,7 +70,9 @@ def embed_events(
                 failures.update(dict.fromkeys(carriers[item.event.key], item.error))
         good = [item for item in ready if item.pixels is not None and item.row is not None]
         if good:
-            chunks.append(model.encode_pixels(np.stack([item.pixels for item in good])))
+            batch = np.stack([item.pixels for item in good])
+            with encode_slots(parallel_encodes(settings)):
+                chunks.append(model.encode_pixels(batch))
             rows.extend(item.row for item in good)
     if not rows:
         return EmbedResult(None, 0, failures)
@@ -73,6 +80,20 @@ def embed_events(
     identifier = shards.write(store, model.tag, rows, vectors)
     log.info("embedded %d images into shard %s/%s", len(rows), model.tag, identifier)
     return EmbedResult(identifier, len(rows), failures)
+
+
+def parallel_encodes(settings: Settings, cores: int | None = None) -> int:
+    """How many encodes this process runs at once: the setting, or cores // model threads."""
+    if settings.embed_parallel_encodes:
+        return settings.embed_parallel_encodes
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // settings.torch_threads)
+
+
+@lru_cache(maxsize=4)
+def encode_slots(count: int) -> threading.BoundedSemaphore:
+    """The process-wide turns to encode, ``count`` at a time."""
+    return threading.BoundedSemaphore(count)
 
 
 def _unique_images(events: Sequence[ObjectEvent]) -> list[ObjectEvent]:
@@ -97,7 +118,7 @@ def _prepare(
     event: ObjectEvent, store: ObjectStore, model: ClipModel, settings: Settings
 ) -> Prepared:
     try:
-        data, info = store.get_with_info(event.key)
+        data, info = recent_images.read(store, event.key)
     except ObjectNotFound:
         log.info("image %s is gone; skipping", event.key)
         return Prepared(event)

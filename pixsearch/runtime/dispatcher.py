@@ -19,6 +19,10 @@ quiet for ``local_batch_quiet_s`` (as well as when full or at the end of the
 batching window), so a drained queue does not hold its last records for the
 whole window. The first reason each record failed is noted in the data
 directory for ``pixsearch dlq list``.
+
+While it runs both the download and the embed stage, the images the first stores
+are handed to the second in memory (:mod:`pixsearch.recent_images`), so the embed
+stage does not read back what this process has just written.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from pixsearch import topology
+from pixsearch import recent_images, topology
 from pixsearch.config import Settings
 from pixsearch.events import failure_reasons
 from pixsearch.runtime.failures import FailureJournal
@@ -122,6 +127,7 @@ class Dispatcher:
         self._awaiting_retry: dict[str, tuple[str, str]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._handover = ExitStack()
 
     @property
     def absent_stages(self) -> list[str]:
@@ -132,6 +138,7 @@ class Dispatcher:
     def start(self) -> None:
         """Start one poller thread per unit of each stage's concurrency, plus the heartbeat."""
         self._stop.clear()
+        self._hand_images_over()
         for name in self.handlers:
             for worker in range(topology.stage(name).max_concurrency):
                 thread = threading.Thread(
@@ -164,6 +171,14 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - already redelivered, moved or deleted
                 log.debug("record %s no longer awaits a retry", receipt)
         self._awaiting_retry.clear()
+        self._handover.close()
+
+    def _hand_images_over(self) -> None:
+        """With both stages here, the embed stage takes the images the download stage
+        just stored from memory (up to ``local_image_cache_mb``)."""
+        if {"download", "embed"} <= self.handlers.keys():
+            max_bytes = self.settings.local_image_cache_mb * 1024 * 1024
+            self._handover.enter_context(recent_images.enabled(max_bytes))
 
     def _poll_forever(self, name: str) -> None:
         spec = topology.stage(name)
@@ -197,11 +212,13 @@ class Dispatcher:
         done = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(done,), daemon=True)
         heartbeat.start()
+        self._hand_images_over()
         try:
             self._drain(time.monotonic() + timeout_s)
         finally:
             done.set()
             heartbeat.join()
+            self._handover.close()
 
     def _drain(self, deadline: float) -> None:
         # Two idle looks in a row: a queue's visible and hidden counts are read one after

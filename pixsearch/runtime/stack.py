@@ -253,12 +253,14 @@ class LocalStack:
 
 def _warm_model(settings: Settings) -> None:
     """Load the embed stage's model as the stack starts, not within the first batch:
-    importing torch and building the model took 16 s of the first ingest under load."""
+    importing torch and building the model took 16 s of the first ingest under load
+    (the image encoder's ONNX session, built on first use, is built now too)."""
     from pixsearch.inference import ModelUnavailable, load_model
 
     started = time.monotonic()
     try:
         model = load_model(settings)
+        model.load_towers("image")
     except ModelUnavailable as error:
         log.warning("the embed stage cannot load its model yet: %s", error)
         return
