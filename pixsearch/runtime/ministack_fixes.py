@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pixsearch.runtime import patching
+from pixsearch.runtime import ministack_ranges, patching
 from pixsearch.runtime.ministack_journal import CONFIGURATION_ACTIONS, Journal
 
 VERSION = "1.5.33"
@@ -135,6 +135,7 @@ def apply() -> None:
         )
     os.environ["S3_PERSIST"] = "1" if persist else "0"
     deliver_notifications_inline(s3)
+    ministack_ranges.apply(s3)
     journal = install_journal(app) if os.environ.get("PERSIST_STATE") == "1" else None
     if not persist:
         return
