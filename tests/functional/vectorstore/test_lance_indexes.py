@@ -87,3 +87,21 @@ def test_old_versions_are_removed_and_a_search_serving_one_moves_to_the_newest(
     found = reader.search(later.vectors[5], 1)
     assert found.version > served
     assert [hit.key for hit in found.hits] == [later.rows[5].key]
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_scores_are_cosine_similarities_with_or_without_re_ranking(
+    settings: Settings, store: ObjectStore, refine: int
+):
+    tuned = engine_settings(
+        settings, "lancedb", lance_index_min_rows=256, lance_refine_factor=refine
+    )
+    shard = make_shard(store, 0, 300, captions=False)
+    lance = LanceStore(tuned, store, TAG)
+    lance.add([shard])
+    rows = {row.key: number for number, row in enumerate(shard.rows)}
+    query = shard.vectors[3]
+    hits = lance.search(query, 5).hits
+    assert hits[0].key == shard.rows[3].key
+    for hit in hits:
+        assert hit.score == pytest.approx(float(shard.vectors[rows[hit.key]] @ query), abs=0.02)
