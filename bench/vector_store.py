@@ -6,7 +6,8 @@
 
 For each size N and each engine, in a bucket of its own on the local object store
 (``--backend``, default ``PIXSEARCH_LOCAL_BACKEND``: MiniStack keeps objects on disk,
-moto in memory):
+moto in memory; ``seaweedfs``, objects on disk behind a multi-threaded server, is
+a benchmark-only backend, see ``bench/seaweedfs.py``):
 
 * N clustered 512-d unit vectors are written as embedding shards (10,000 rows
   each, with metadata) and published through the port the index stage uses
@@ -15,8 +16,10 @@ moto in memory):
   queries (stored vectors moved by neighbour-sized noise);
 * ``POST /search`` over loopback HTTP to the Flask app in a process of its own,
   uncached text queries, p50/p99, with a 512-d model of the tiny architecture
-  (random weights: encoding is a few milliseconds, so the engine dominates);
-  the same with a filter matching a fifth of the rows;
+  (random weights: encoding is a few milliseconds, so the engine dominates),
+  exported once to ONNX and run on onnxruntime as a deployed search function
+  does (``--inference torch``: on torch, whose libraries add about 400 MB of
+  RSS); the same with a filter matching a fifth of the rows;
 * the search process's peak RSS (VmHWM) after the queries;
 * time to add 1,000 more vectors (one more index run) to the built store.
 """
@@ -40,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.seaweedfs import seaweedfs  # noqa: E402
 from pixsearch import shards  # noqa: E402
 from pixsearch.config import Settings, get_settings  # noqa: E402
 from pixsearch.layout import image_key  # noqa: E402
@@ -60,8 +64,10 @@ MODEL_CONFIG = {
     "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
 SERVER = """
-import sys, open_clip
-open_clip.add_model_config(sys.argv[1])
+import os, sys
+if os.environ["PIXSEARCH_INFERENCE"] == "torch":
+    import open_clip
+    open_clip.add_model_config(sys.argv[1])
 from pixsearch.config import get_settings
 from pixsearch.search.flask_app import create_flask_app
 settings = get_settings()
@@ -112,14 +118,29 @@ def post(connection: http.client.HTTPConnection, body: dict) -> dict:
     return answer
 
 
-def serve(env: dict[str, str], work: Path, engine: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def model_configs(work: Path) -> Path:
+    """The directory of ``MODEL``'s open_clip config (registered in each process using it)."""
     configs = work / "configs"
     configs.mkdir(exist_ok=True)
     (configs / f"{MODEL}.json").write_text(json.dumps(MODEL_CONFIG))
+    return configs
+
+
+def export_model(work: Path) -> Path:
+    """``MODEL`` exported to ONNX under ``work`` (what the search process runs)."""
+    import open_clip
+
+    from bench.embed import ensure_export
+
+    open_clip.add_model_config(model_configs(work))
+    return ensure_export(MODEL, work / "onnx")
+
+
+def serve(env: dict[str, str], work: Path, engine: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
     log = (work / f"api-{engine}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(configs)],
+        [sys.executable, "-c", SERVER, str(model_configs(work))],
         env={**env, "PIXSEARCH_API_PORT": str(port), "PIXSEARCH_VECTOR_STORE": engine},
         cwd=ROOT,
         stdout=log,
@@ -163,6 +184,7 @@ def measure(engine: str, size: int, args: argparse.Namespace, env: dict, work: P
     result: dict = {
         "engine": engine,
         "backend": args.backend,
+        "inference": args.inference,
         "vectors": size,
         "build_s": round(time.perf_counter() - started),
     }
@@ -215,16 +237,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--backend", choices=BACKENDS, default=get_settings().local_backend)
+    parser.add_argument(
+        "--backend", choices=(*BACKENDS, "seaweedfs"), default=get_settings().local_backend
+    )
+    parser.add_argument("--inference", choices=("onnx", "torch"), default="onnx")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     # A time limit's SIGTERM unwinds like an error, so the emulator and API processes stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="pixsearch-bench-vectors-"))
     results = []
-    data_dir = work / "store" if args.backend == "ministack" else None
     log_path = work / f"{args.backend}.log"
-    with launch(args.backend, port=free_port(), data_dir=data_dir, log_path=log_path) as server:
+    if args.backend == "seaweedfs":
+        emulator = seaweedfs(free_port(), work / "store", log_path)
+    else:
+        data_dir = work / "store" if args.backend == "ministack" else None
+        emulator = launch(args.backend, port=free_port(), data_dir=data_dir, log_path=log_path)
+    with emulator as server:
         env = {
             **os.environ,
             **LOCAL_CREDENTIALS,
@@ -233,8 +262,11 @@ def main() -> None:
             "PIXSEARCH_PRETRAINED": "",
             "PIXSEARCH_SEARCH_REFRESH_S": "3600",
             "PIXSEARCH_DATA_DIR": str(work),
+            "PIXSEARCH_INFERENCE": args.inference,
             "PYTHONPATH": str(ROOT),
         }
+        if args.inference == "onnx":
+            env["PIXSEARCH_ONNX_DIR"] = str(export_model(work))
         os.environ.update(env)
         client.cache_clear()
         for size in args.sizes:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pixsearch.runtime import patching
+from pixsearch.runtime import ministack_ranges, patching
 from pixsearch.runtime.ministack_object_journal import ObjectJournal
 from pixsearch.runtime.ministack_queue_journal import CONFIGURATION_ACTIONS, QueueJournal
 
@@ -95,6 +95,7 @@ def apply() -> None:
             f"ministack=={VERSION} or set PIXSEARCH_LOCAL_BACKEND=moto"
         )
     os.environ["S3_PERSIST"] = "1" if persist else "0"
+    ministack_ranges.apply(s3)
     state_dir = Path(persistence.STATE_DIR)
     queues = install_queue_journal(app) if persistence.PERSIST_STATE else None
     objects = None

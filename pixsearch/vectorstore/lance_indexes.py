@@ -11,12 +11,19 @@ them down to one or two: every query then scans the whole table). The index is
 trained anew, on all rows, once the table has ``lance_retrain_growth`` times the
 rows of the last training (which the ``vector`` field's metadata records), so
 its centroids, quantization bounds and partition size follow the data.
+
+Each ``optimize`` (compaction, index update) also removes the versions older
+than ``index_grace_s`` and the files only they used: without it every commit's
+manifest and every compacted-away data file stays in the bucket forever. A
+search instance still serving a removed version moves to the newest one
+(:meth:`pixsearch.vectorstore.lance_store.LanceStore.search`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -58,7 +65,7 @@ def maintain(table: Any, settings: Settings, rebuilt: bool = False) -> None:
         if (rebuilt or not has_index(table, "caption")) and table.count_rows("caption IS NOT NULL"):
             table.create_index("caption", config=FTS())
         elif _unindexed(table) >= settings.lance_optimize_rows:
-            table.optimize()
+            table.optimize(cleanup_older_than=timedelta(seconds=settings.index_grace_s))
     except Exception:  # noqa: BLE001 - the rows are committed; indexing waits a run
         log.warning("index maintenance of %s deferred", table.uri, exc_info=True)
 

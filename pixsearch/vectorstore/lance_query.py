@@ -20,9 +20,9 @@ def vector_hits(
     query = table.search(np.asarray(vector, np.float32), vector_column_name="vector")
     query = query.distance_type("cosine").limit(limit).select([*RESULT_COLUMNS, "_distance"])
     indexed = has_index(table, "vector")
-    # An exact scan reports cosine distance (1 - cos); the IVF_SQ index squared L2
-    # distance, which for unit vectors is 2 - 2 cos.
-    scale = 0.5 if indexed else 1.0
+    # An exact scan and the refine step report cosine distance (1 - cos); the IVF_SQ
+    # index alone squared L2 distance, which for unit vectors is 2 - 2 cos.
+    scale = 0.5 if indexed and not settings.lance_refine_factor else 1.0
     if indexed:
         if settings.lance_refine_factor:
             query = query.refine_factor(settings.lance_refine_factor)

@@ -7,7 +7,9 @@ tables and their creation are :mod:`.lance_tables`, the queries
 
 Search opens the table and keeps that version until a check (at most every
 ``search_refresh_s``) finds a newer one that opens; a version that cannot be
-read leaves the previous one serving.
+read leaves the previous one serving. A query that fails on the version served
+(its files removed with the versions older than ``index_grace_s``) is answered
+from the newest version instead.
 """
 
 from __future__ import annotations
@@ -150,6 +152,20 @@ class LanceStore:
                 f"query is {vector.shape[-1]}-d; rebuild the index"
             )
         sql = where.to_sql() if where is not None else None
+        try:
+            return self._search(table, vector, k, sql, text)
+        except (OSError, RuntimeError, ValueError):
+            self.refresh()
+            if self._served is table:
+                raise
+            log.info(
+                "version %d was removed; answering from %d", table.version, self._served.version
+            )
+            return self._search(self._served, vector, k, sql, text)
+
+    def _search(
+        self, table: Any, vector: np.ndarray, k: int, sql: str | None, text: str | None
+    ) -> Found:
         pool = candidate_pool(k) if text else k
         clip = vector_hits(table, vector, pool, sql, self.settings)
         if not text:

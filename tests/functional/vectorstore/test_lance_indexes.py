@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
+from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
@@ -55,3 +57,51 @@ def test_the_ivf_keeps_its_partitions_and_is_retrained_once_the_table_has_grown(
     assert 17 < ivf_partitions(lance) <= -(-1200 // 34)
     assert unindexed_rows(lance) == 0
     assert finds_itself(lance, grown, 7) and finds_itself(lance, folded, 300)
+
+
+@pytest.mark.filterwarnings("ignore:optimize\\(cleanup_older_than=0\\)")
+def test_old_versions_are_removed_and_a_search_serving_one_moves_to_the_newest(
+    settings: Settings, store: ObjectStore
+):
+    tuned = engine_settings(
+        settings, "lancedb", lance_index_min_rows=256, lance_optimize_rows=1, index_grace_s=0
+    )
+    writer = LanceStore(tuned, store, TAG)
+    first = make_shard(store, 0, 300, captions=False)
+    writer.add([first])
+    reader = LanceStore(tuned.model_copy(update={"search_refresh_s": 3600}), store, TAG)
+    served = reader.search(first.vectors[0], 1).version
+    table = f"{layout.lance_prefix(TAG)}/{ROWS}.lance"
+    data_files = {info.key for info in store.list(f"{table}/data/")}
+
+    gone = [row.key for row in first.rows[:100]]
+    for key in gone:
+        store.delete(key)
+    writer.remove(gone)  # a third of the rows deleted: the next compaction rewrites them
+    later = make_shard(store, 300, 300, captions=False)
+    writer.add([later])  # merge, then optimize: compaction, cleanup, index update
+    # what is left: the compacted version and the index update committed after the cleanup
+    assert store.count(f"{table}/_versions/") == 2
+    assert not data_files & {info.key for info in store.list(f"{table}/data/")}
+
+    found = reader.search(later.vectors[5], 1)
+    assert found.version > served
+    assert [hit.key for hit in found.hits] == [later.rows[5].key]
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_scores_are_cosine_similarities_with_or_without_re_ranking(
+    settings: Settings, store: ObjectStore, refine: int
+):
+    tuned = engine_settings(
+        settings, "lancedb", lance_index_min_rows=256, lance_refine_factor=refine
+    )
+    shard = make_shard(store, 0, 300, captions=False)
+    lance = LanceStore(tuned, store, TAG)
+    lance.add([shard])
+    rows = {row.key: number for number, row in enumerate(shard.rows)}
+    query = shard.vectors[3]
+    hits = lance.search(query, 5).hits
+    assert hits[0].key == shard.rows[3].key
+    for hit in hits:
+        assert hit.score == pytest.approx(float(shard.vectors[rows[hit.key]] @ query), abs=0.02)
