@@ -1,14 +1,28 @@
 """The local search API: Flask under waitress on ``PIXSEARCH_API_HOST``:``PIXSEARCH_API_PORT``
-(127.0.0.1:5001), ``PIXSEARCH_API_THREADS`` worker threads."""
+(127.0.0.1:5001), ``PIXSEARCH_API_THREADS`` worker threads.
+
+The service starts warming up (index download, model sessions) before the web
+framework is imported, so Flask's and waitress's imports overlap the warm-up's
+I/O and onnxruntime's session build, which run without the GIL.
+"""
 
 from pixsearch.config import get_settings
 from pixsearch.logs import configure_cli
 from pixsearch.search.arenas import limit_malloc_arenas
-from pixsearch.search.flask_app import create_flask_app
-from pixsearch.search.wsgi_server import api_server
+from pixsearch.search.service import SearchService
 
-if __name__ == "__main__":
+
+def main() -> None:
     configure_cli()
     settings = get_settings()
     limit_malloc_arenas(settings.api_malloc_arenas)  # before the warm-up and worker threads
-    api_server(create_flask_app(), settings).server.run()
+    service = SearchService(settings)
+    service.start_warmup()
+    from pixsearch.search.flask_app import create_flask_app
+    from pixsearch.search.wsgi_server import api_server
+
+    api_server(create_flask_app(service), settings).server.run()
+
+
+if __name__ == "__main__":
+    main()
