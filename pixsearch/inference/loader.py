@@ -7,6 +7,7 @@ and torch otherwise, saying so in the log; ``onnx`` requires an export;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -31,6 +32,23 @@ def load_model(settings: Settings) -> ClipModel:
         if cache_key not in _loaded:
             _loaded[cache_key] = create_model(settings)
         return _loaded[cache_key]
+
+
+def preload(settings: Settings, *towers: str) -> threading.Thread:
+    """Start loading the model and its ``towers`` in a daemon thread (a cold start's first
+    step, before the caller's own imports); :func:`load_model` then returns that instance.
+
+    A failure is left to the caller's own :func:`load_model` or ``load_towers``, which
+    raise it again with its message.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(ModelUnavailable):
+            load_model(settings).load_towers(*towers)
+
+    thread = threading.Thread(target=load, name="model-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def create_model(settings: Settings) -> ClipModel:

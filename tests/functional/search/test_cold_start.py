@@ -1,8 +1,9 @@
 """The local search API's cold start, in a fresh interpreter as a container starts it.
 
-Its warm-up (index download, model sessions) starts before the web framework is
-imported, and answering the first query needs neither torch nor pyarrow's dataset
-layer (whose first use cost a cold start ~0.25-0.5 s to read one row table).
+Its text encoder starts loading before the search service, FAISS and the web
+framework are imported (their imports then overlap the session build), and
+answering the first query needs neither torch nor pyarrow's dataset layer (whose
+first use cost a cold start ~0.25-0.5 s to read one row table).
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def test_entry_point_warms_up_before_importing_flask_and_answers_without_slow_im
             return sorted(m for m in sys.modules if m in names or m.split(".")[0] in names)
 
         entry = runpy.run_path("functions/search/local.py")  # its module body, not main()
-        assert not loaded("flask", "werkzeug", "waitress"), loaded("flask", "werkzeug", "waitress")
-        service = entry["SearchService"]()
+        late = ("flask", "werkzeug", "waitress", "pixsearch.search.service", "faiss")
+        assert not loaded(*late), loaded(*late)
+        entry["preload"](entry["get_settings"](), "text").join()
+        from pixsearch.search.service import SearchService
+
+        service = SearchService()
         from pixsearch.storage import client
 
         assert client.cache_info().currsize == 0, "the S3 client is the warm-up's to make"
