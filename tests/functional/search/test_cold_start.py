@@ -8,20 +8,14 @@ first use cost a cold start ~0.25-0.5 s to read one row table).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 from pixsearch import layout
 from pixsearch.config import Settings
 from pixsearch.index import manifest as manifests
 from pixsearch.index import segment as segments
 from pixsearch.inference import ClipModel
 from pixsearch.storage import ObjectStore
+from tests.fixtures.fresh import run_fresh
 
-ROOT = Path(__file__).resolve().parents[3]
 TEXTS = [f"a photo of thing number {n}" for n in range(12)]
 
 
@@ -72,13 +66,4 @@ def test_entry_point_warms_up_before_importing_flask_and_answers_without_slow_im
         service.model().load_towers("image")  # the first answer started it: let it finish
         print("cold start ok")
         """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "cold start ok" in done.stdout
+    assert "cold start ok" in run_fresh(script)
