@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 from pixsearch.config import Settings
 from pixsearch.inference import exported
@@ -43,8 +44,19 @@ def preload(settings: Settings, *towers: str) -> threading.Thread:
     """
 
     def load() -> None:
+        started = time.perf_counter()
         with contextlib.suppress(ModelUnavailable):
-            load_model(settings).load_towers(*towers)
+            model = load_model(settings)
+            loaded = time.perf_counter()
+            model.load_towers(*towers)
+            log.info(
+                "cold start: model %s preloaded on %s in %.0f ms, its %s encoder in %.0f ms",
+                model.tag,
+                model.runtime,
+                (loaded - started) * 1000,
+                "+".join(towers) or "image+text",
+                (time.perf_counter() - loaded) * 1000,
+            )
 
     thread = threading.Thread(target=load, name="model-preload", daemon=True)
     thread.start()
