@@ -88,7 +88,16 @@ class ObjectStore:
 
     def __init__(self, bucket: str, s3: Any | None = None, region: str = "us-east-1") -> None:
         self.bucket = bucket
-        self.s3 = s3 if s3 is not None else client("s3", region)
+        self.region = region
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        """The boto3 client, made on first use: building one takes ~0.2 s of a cold start,
+        which the search service spends in its index-loading thread, not before serving."""
+        if self._s3 is None:
+            self._s3 = client("s3", self.region)
+        return self._s3
 
     @classmethod
     def from_settings(cls, settings: Any) -> ObjectStore:

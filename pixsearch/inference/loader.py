@@ -7,8 +7,10 @@ and torch otherwise, saying so in the log; ``onnx`` requires an export;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from pixsearch.config import Settings
 from pixsearch.inference import exported
@@ -31,6 +33,34 @@ def load_model(settings: Settings) -> ClipModel:
         if cache_key not in _loaded:
             _loaded[cache_key] = create_model(settings)
         return _loaded[cache_key]
+
+
+def preload(settings: Settings, *towers: str) -> threading.Thread:
+    """Start loading the model and its ``towers`` in a daemon thread (a cold start's first
+    step, before the caller's own imports); :func:`load_model` then returns that instance.
+
+    A failure is left to the caller's own :func:`load_model` or ``load_towers``, which
+    raise it again with its message.
+    """
+
+    def load() -> None:
+        started = time.perf_counter()
+        with contextlib.suppress(ModelUnavailable):
+            model = load_model(settings)
+            loaded = time.perf_counter()
+            model.load_towers(*towers)
+            log.info(
+                "cold start: model %s preloaded on %s in %.0f ms, its %s encoder in %.0f ms",
+                model.tag,
+                model.runtime,
+                (loaded - started) * 1000,
+                "+".join(towers) or "image+text",
+                (time.perf_counter() - loaded) * 1000,
+            )
+
+    thread = threading.Thread(target=load, name="model-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def create_model(settings: Settings) -> ClipModel:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime
@@ -74,11 +75,10 @@ class OnnxClip(ClipModel):
         self.preprocessing = manifest.preprocessing
         height, width = manifest.preprocessing.image_size
         self.input_size = (width, height)
-        self.tokenizer = ClipTokenizer(
-            exported.path(manifest.tokenizer.merges),
-            manifest.tokenizer.context_length,
-            manifest.tokenizer.clean,
-        )
+        self._tokenizer_spec = manifest.tokenizer
+        self._tokenizer_path = exported.path(manifest.tokenizer.merges)
+        self._tokenizer: ClipTokenizer | None = None
+        self._tokenizer_lock = threading.Lock()
         self._graphs = {tower: exported.path(graphs[tower]) for tower in TOWERS}
         self._options = session_options(threads, optimization)
         self._sessions: dict[str, onnxruntime.InferenceSession] = {}
@@ -86,7 +86,25 @@ class OnnxClip(ClipModel):
 
     def load_towers(self, *towers: str) -> None:
         for tower in towers or TOWERS:
-            self._session(tower)
+            if tower == "text":
+                # onnxruntime builds a session without holding the GIL: the tokenizer
+                # (pure Python) is built meanwhile rather than after.
+                with ThreadPoolExecutor(1, thread_name_prefix="onnx-session") as pool:
+                    building = pool.submit(self._session, tower)
+                    self.tokenizer()
+                    building.result()
+            else:
+                self._session(tower)
+
+    def tokenizer(self) -> ClipTokenizer:
+        """The text tokenizer, built on first use (reading its ~49k merges takes 0.1-0.3 s)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                spec = self._tokenizer_spec
+                self._tokenizer = ClipTokenizer(
+                    self._tokenizer_path, spec.context_length, spec.clean
+                )
+            return self._tokenizer
 
     def _session(self, tower: str) -> onnxruntime.InferenceSession:
         session = self._sessions.get(tower)
@@ -116,4 +134,4 @@ class OnnxClip(ClipModel):
         return self._run("image", np.ascontiguousarray(batch, dtype=np.float32))
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
-        return self._run("text", self.tokenizer(texts))
+        return self._run("text", self.tokenizer()(texts))

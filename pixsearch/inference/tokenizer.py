@@ -59,7 +59,7 @@ class ClipTokenizer:
         if clean not in CLEANERS:
             raise ValueError(f"unknown tokenizer clean mode {clean!r} (one of {CLEANERS})")
         with gzip.open(merges_path) as file:
-            lines = file.read().decode("utf-8").split("\n")[1 : _MERGES + 1]
+            lines = file.read().decode("utf-8").split("\n", _MERGES + 1)[1 : _MERGES + 1]
         merges = [tuple(line.split()) for line in lines]
         symbols = list(_bytes_to_unicode().values())
         vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m) for m in merges), *_SPECIAL]

@@ -192,3 +192,21 @@ def test_export_to_s3_and_load_from_there(
     onnx = create_model(runtime)
     assert create_model(runtime).tag == TAG  # second load: from the checked local copy
     assert _min_cosine(onnx.encode_texts(TEXTS), torch_model.encode_texts(TEXTS)) >= 0.999
+
+
+def test_warming_the_text_tower_gives_the_same_vectors_as_loading_on_first_use(
+    tiny_export: Path,
+) -> None:
+    warmed = _onnx(tiny_export)
+    warmed.load_towers("text")  # session and tokenizer built side by side
+    np.testing.assert_array_equal(
+        warmed.encode_texts(TEXTS), _onnx(tiny_export).encode_texts(TEXTS)
+    )
+
+
+def test_warming_a_damaged_text_tower_names_the_command(tiny_export: Path, tmp_path: Path) -> None:
+    broken = _copy_with_manifest(tiny_export, tmp_path / "broken")
+    text_graph = broken / TAG / "text.int8.onnx"
+    text_graph.write_bytes(bytes(text_graph.stat().st_size))
+    with pytest.raises(ModelUnavailable, match="export --force"):
+        _onnx(broken).load_towers("text")

@@ -7,18 +7,13 @@ real images, then looks at ``sys.modules``.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 from pixsearch.config import Settings
 from pixsearch.inference import ClipModel
 from pixsearch.storage import ObjectStore
+from tests.fixtures.fresh import run_fresh
 from tests.fixtures.model import store_images
-
-ROOT = Path(__file__).resolve().parents[3]
 
 FORBIDDEN = textwrap.dedent(
     """
@@ -30,16 +25,7 @@ FORBIDDEN = textwrap.dedent(
 
 
 def _run(script: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script) + FORBIDDEN + "print('torch-free')"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return run_fresh(textwrap.dedent(script) + FORBIDDEN + "print('torch-free')")
 
 
 def test_search_function_answers_without_torch(
