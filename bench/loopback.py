@@ -94,7 +94,7 @@ class Nginx:
     def __enter__(self) -> Nginx:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
-            sys.exit("nginx not found: apt-get install -y nginx")
+            sys.exit("nginx not found: make bench-deps (or apt-get install -y nginx)")
         self.dir.mkdir(parents=True, exist_ok=True)
         config = self.dir / "nginx.conf"
         config.write_text(

