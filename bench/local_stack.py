@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -64,8 +63,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bare_embed import bare_embed_loop, export_vit  # noqa: E402
 from emulator_alone import boto, cpu_s, memory_vs_bytes, notified_puts, restart, rss_mb  # noqa: E402
 from loopback import Nginx, make_images, size_stats, write_url_list  # noqa: E402
+from stage_timeline import stage_timeline  # noqa: E402
 
 from pixsearch.runtime.emulator import (  # noqa: E402
     BACKENDS,
@@ -176,97 +177,6 @@ def ingest(
         stack.wait(timeout=120)
 
 
-DISPATCHED = re.compile(
-    r"^(\d\d):(\d\d):(\d\d) .*stage (\w+): (\d+) records, \d+ failed, ([\d.]+)s$"
-)
-
-
-def stage_timeline(log_path: Path, started_at: float, searchable_s: float) -> dict[str, float]:
-    """Seconds after the upload (the log's clock has whole seconds): when the first embed
-    batch started, how long embed batches ran (at least one; two at once), when the last
-    embed batch and the last index run ended, and when all was searchable."""
-    time.sleep(0.5)  # the log copier's last lines
-    day = time.localtime(started_at)
-    midnight = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
-    runs: dict[str, list[tuple[float, float]]] = {}
-    for line in log_path.read_text().splitlines():
-        match = DISPATCHED.match(line)
-        if match and float(match.group(6)) >= 0.01:  # not the start's empty test events
-            hours, minutes, seconds, stage, _, duration = match.groups()
-            end = midnight + 3600 * int(hours) + 60 * int(minutes) + int(seconds) + 0.5
-            runs.setdefault(stage, []).append(
-                (end - float(duration) - started_at, end - started_at)
-            )
-    embeds = runs.get("embed", [])
-    edges = sorted([(a, 1) for a, _ in embeds] + [(b, -1) for _, b in embeds])
-    busy = overlapped = 0.0
-    running, since = 0, 0.0
-    for at, step in edges:
-        busy += (at - since) * (running >= 1)
-        overlapped += (at - since) * (running >= 2)
-        running, since = running + step, at
-    return {
-        "download_end": round(max((b for _, b in runs.get("download", [])), default=0), 1),
-        "first_embed_start": round(min((a for a, _ in embeds), default=0), 1),
-        "embed_batches": len(embeds),
-        "embed_running": round(busy, 1),
-        "two_embeds_running": round(overlapped, 1),
-        "last_embed_end": round(max((b for _, b in embeds), default=0), 1),
-        "last_index_end": round(max((b for _, b in runs.get("index", [])), default=0), 1),
-        "searchable": round(searchable_s, 1),
-    }
-
-
-def bare_embed_loop(
-    folder: Path, count: int, model_name: str, inference: str, onnx_dir: Path | None
-) -> dict[str, object]:
-    """The embed stage's own work on ``count`` images, in this process, nothing else running."""
-    import numpy as np
-
-    from pixsearch import images
-    from pixsearch.config import Settings
-    from pixsearch.inference import load_model
-
-    settings = Settings(
-        model=model_name, pretrained="", inference=inference, onnx_dir=str(onnx_dir or "")
-    )
-    model = load_model(settings)
-    model.load_towers("image")
-    paths = [folder / f"{n}.jpg" for n in range(count)]
-    started, cpu_started = time.monotonic(), time.process_time()
-    for first in range(0, count, settings.embed_batch_size):
-        pixels = [
-            model.preprocess(
-                images.decode(
-                    path.read_bytes(),
-                    max_pixels=settings.download_max_pixels,
-                    resized_to=model.input_size,
-                ).image
-            )
-            for path in paths[first : first + settings.embed_batch_size]
-        ]
-        model.encode_pixels(np.stack(pixels))
-    bare_s, cpu_s_used = time.monotonic() - started, time.process_time() - cpu_started
-    return {
-        "images": count,
-        "runtime": f"{model.runtime} {getattr(model, 'precision', '')}".strip(),
-        "threads": settings.torch_threads,
-        "bare_s": round(bare_s, 1),
-        "images_per_s": round(count / bare_s, 2),
-        "cpu_ms_per_image": round(1000 * cpu_s_used / count, 1),
-    }
-
-
-def export_vit(work: Path) -> Path:
-    """ViT-B-32 (random weights) exported as `make up` exports its model (fp32 + int8)."""
-    from pixsearch.config import Settings
-    from pixsearch.inference.export import export
-
-    directory = ROOT / "bench" / ".work" / "onnx"
-    export(Settings(model="ViT-B-32", pretrained="", inference="torch"), str(directory))
-    return directory
-
-
 def vit_comparison(
     folder: Path,
     count: int,
@@ -275,7 +185,7 @@ def vit_comparison(
     inference: str,
     stack_env: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    onnx_dir = export_vit(work) if inference == "onnx" else None
+    onnx_dir = export_vit() if inference == "onnx" else None
     before = bare_embed_loop(folder, count, "ViT-B-32", inference, onnx_dir)
     stack = ingest(
         BACKENDS[0],

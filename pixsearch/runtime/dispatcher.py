@@ -27,11 +27,9 @@ stage does not read back what this process has just written.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -40,31 +38,12 @@ from pixsearch import recent_images, topology
 from pixsearch.config import Settings
 from pixsearch.events import failure_reasons
 from pixsearch.runtime.failures import FailureJournal
+from pixsearch.runtime.handlers import Handler, available_handlers
 from pixsearch.runtime.lambda_shapes import LambdaContext, lambda_sqs_event
 from pixsearch.runtime.visibility import BATCH_LIMIT, InFlight, extend
 from pixsearch.storage import client
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-def import_handler(path: str) -> Handler | None:
-    """``"module:function"`` -> the function, or None when the module does not exist yet."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            return None
-        raise
-    return getattr(module, attribute)
-
-
-def available_handlers() -> dict[str, Handler]:
-    """The handlers of the stages that exist in this installation, by stage name."""
-    found = {spec.name: import_handler(spec.handler) for spec in topology.STAGES}
-    return {name: handler for name, handler in found.items() if handler is not None}
 
 
 @dataclass

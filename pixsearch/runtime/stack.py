@@ -31,8 +31,9 @@ from typing import Any
 from pixsearch import topology
 from pixsearch.config import Settings
 from pixsearch.runtime import legacy_mirror
-from pixsearch.runtime.dispatcher import Dispatcher, Handler, available_handlers
+from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, launch
+from pixsearch.runtime.handlers import Handler, available_handlers
 from pixsearch.search.arenas import limit_malloc_arenas
 from pixsearch.storage import ObjectStore, client
 

@@ -11,8 +11,9 @@ from pixsearch import topology
 from pixsearch.config import Settings
 from pixsearch.index.reader import load_snapshot
 from pixsearch.inference import ClipModel
-from pixsearch.runtime.dispatcher import Dispatcher, available_handlers
+from pixsearch.runtime.dispatcher import Dispatcher
 from pixsearch.runtime.emulator import EmulatorProcess
+from pixsearch.runtime.handlers import available_handlers
 from pixsearch.storage import ObjectStore, client
 from tests.fixtures.aws import KeptEmulator
 from tests.fixtures.model import store_images
