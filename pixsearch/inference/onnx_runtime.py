@@ -31,13 +31,20 @@ OPTIMIZATION_LEVELS = {
 }
 
 
-def session_options(threads: int, optimization: str = "all") -> onnxruntime.SessionOptions:
+def session_options(
+    threads: int, optimization: str = "all", *, spin_wait: bool = True
+) -> onnxruntime.SessionOptions:
+    """``spin_wait``: whether idle intra-op threads busy-wait for the next operator
+    (onnxruntime's default). That buys a little latency on cores nobody else needs
+    and costs CPU that other work on the same cores could have used."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
     options.log_severity_level = 3
+    if not spin_wait:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -80,7 +87,12 @@ class OnnxClip(ClipModel):
         self._tokenizer: ClipTokenizer | None = None
         self._tokenizer_lock = threading.Lock()
         self._graphs = {tower: exported.path(graphs[tower]) for tower in TOWERS}
-        self._options = session_options(threads, optimization)
+        # The image encoder's threads do not spin: the embed stage shares its cores
+        # with downloads, object store calls and decoding (see README, design notes).
+        self._options = {
+            tower: session_options(threads, optimization, spin_wait=tower == "text")
+            for tower in TOWERS
+        }
         self._sessions: dict[str, onnxruntime.InferenceSession] = {}
         self._session_locks = {tower: threading.Lock() for tower in TOWERS}
 
@@ -114,7 +126,9 @@ class OnnxClip(ClipModel):
             if tower not in self._sessions:
                 try:
                     self._sessions[tower] = onnxruntime.InferenceSession(
-                        str(self._graphs[tower]), self._options, providers=["CPUExecutionProvider"]
+                        str(self._graphs[tower]),
+                        self._options[tower],
+                        providers=["CPUExecutionProvider"],
                     )
                 except Exception as error:  # onnxruntime raises its own, unexported classes
                     raise ModelUnavailable(

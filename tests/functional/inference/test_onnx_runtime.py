@@ -132,6 +132,21 @@ def test_each_encoder_loads_on_first_use(tiny_export: Path, tmp_path: Path) -> N
         onnx.encode_images(probes.images())
 
 
+def test_only_the_text_encoders_threads_spin_while_waiting(tiny_export: Path) -> None:
+    onnx = _onnx(tiny_export)
+    onnx.load_towers()
+
+    def spinning(tower: str) -> str:
+        options = onnx._session(tower).get_session_options()
+        try:
+            return options.get_session_config_entry("session.intra_op.allow_spinning")
+        except Exception:  # onnxruntime: no entry means its default, spinning
+            return "1"
+
+    assert spinning("image") == "0"  # the embed stage shares its cores
+    assert spinning("text") == "1"
+
+
 def test_a_damaged_export_is_an_error_not_a_silent_fallback(tiny_export: Path, tmp_path: Path):
     copy = tmp_path / "damaged"
     shutil.copytree(tiny_export, copy)
