@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Memory for index partitions read by search (LanceDB's own default is 6 GiB): it bounds
     # how search memory grows with the table; a partition not cached is read again.
     lance_index_cache_mb: int = Field(default=512, ge=0)
+    # Memory for table metadata (manifests, fragment and page tables; LanceDB's default is
+    # 1 GiB): with the index cache, what bounds a search process's LanceDB memory.
+    lance_metadata_cache_mb: int = Field(default=128, ge=0)
     # Re-rank this many times k candidates by their full vectors (0: off). It costs a ranged
     # read per candidate and keeps recall@10 above 0.95 as the table grows (8-bit
     # quantization alone fell from 0.98 at 50k rows to 0.955 at 200k).

@@ -69,14 +69,17 @@ class LanceTables:
         self.model_tag = model_tag
         self.uri = f"s3://{store.bucket}/{layout.lance_prefix(model_tag)}"
         self._db: Any = None
+        # LanceDB's caches, bounded by settings (its defaults: 6 GiB of index, 1 GiB of
+        # metadata), so that search memory does not grow with the table past them.
+        self.session = lancedb.Session(
+            index_cache_size_bytes=settings.lance_index_cache_mb * 2**20,
+            metadata_cache_size_bytes=settings.lance_metadata_cache_mb * 2**20,
+        )
 
     def connect(self) -> Any:
         if self._db is None:
-            session = lancedb.Session(
-                index_cache_size_bytes=self.settings.lance_index_cache_mb * 2**20
-            )
             options = storage_options(self.settings)
-            self._db = lancedb.connect(self.uri, storage_options=options, session=session)
+            self._db = lancedb.connect(self.uri, storage_options=options, session=self.session)
         return self._db
 
     def open(self, name: str) -> Any:

@@ -105,3 +105,17 @@ def test_scores_are_cosine_similarities_with_or_without_re_ranking(
     assert hits[0].key == shard.rows[3].key
     for hit in hits:
         assert hit.score == pytest.approx(float(shard.vectors[rows[hit.key]] @ query), abs=0.02)
+
+
+def test_lancedb_caches_stay_within_their_settings(settings: Settings, store: ObjectStore):
+    tuned = engine_settings(settings, "lancedb", lance_index_min_rows=256)
+    shard = make_shard(store, 0, 600)
+    LanceStore(tuned, store, TAG).add([shard])
+
+    def cached_bytes_after_queries(**caps: int) -> int:
+        lance = LanceStore(tuned.model_copy(update=caps), store, TAG)
+        assert all(finds_itself(lance, shard, row) for row in range(0, 600, 60))
+        return lance.tables.session.size_bytes
+
+    assert cached_bytes_after_queries() > 64 * 1024  # the defaults keep what was read
+    assert cached_bytes_after_queries(lance_index_cache_mb=0, lance_metadata_cache_mb=0) < 4096
