@@ -96,11 +96,15 @@ class Settings(BaseSettings):
     lance_optimize_rows: int = Field(default=2000, ge=1)
     lance_nprobes: int = Field(default=20, ge=1)
     # The IVF is retrained (√rows partitions) once the table has this many times the rows
-    # it was last trained on; optimize only folds new rows into the existing partitions.
-    lance_retrain_growth: float = Field(default=4.0, gt=1)
+    # it was last trained on, or once optimize has left this many index deltas (each one
+    # searched by every query); between trainings optimize folds new rows in as deltas.
+    # Under 2: LanceDB splits a partition that reaches about twice its target size, and a
+    # split merges every delta, after which compaction rewrites the whole table on each add.
+    lance_retrain_growth: float = Field(default=1.5, gt=1)
+    lance_max_index_deltas: int = Field(default=16, ge=1)
     # Memory for index partitions read by search (LanceDB's own default is 6 GiB): it bounds
     # how search memory grows with the table; a partition not cached is read again.
-    lance_index_cache_mb: int = Field(default=512, ge=0)
+    lance_index_cache_mb: int = Field(default=256, ge=0)
     # Memory for table metadata (manifests, fragment and page tables; LanceDB's default is
     # 1 GiB): with the index cache, what bounds a search process's LanceDB memory.
     lance_metadata_cache_mb: int = Field(default=128, ge=0)

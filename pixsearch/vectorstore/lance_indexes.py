@@ -10,7 +10,18 @@ outgrow that size (given a partition count instead, LanceDB's optimize merges
 them down to one or two: every query then scans the whole table). The index is
 trained anew, on all rows, once the table has ``lance_retrain_growth`` times the
 rows of the last training (which the ``vector`` field's metadata records), so
-its centroids, quantization bounds and partition size follow the data.
+its centroids, quantization bounds and partition size follow the data, or once
+``optimize`` has added ``lance_max_index_deltas`` deltas to it.
+
+Why growth under 2×: between trainings LanceDB's ``optimize`` adds each batch of
+new rows as an index delta and leaves the data files alone, which costs about as
+much as the batch. Once a partition reaches about twice its target size it is
+split, and a split merges every delta into one index; compaction then sees every
+fragment covered by that one index and rewrites all of them (LanceDB compacts
+fragments under a million rows together), so from then on every add rewrites the
+table (10k-row adds cost 1 s per 10k rows already there, 15 s at 160k). Training
+again before partitions double keeps adds at the cost of their own rows, and the
+deltas bound keeps the per-query work of searching each delta bounded.
 
 Each ``optimize`` (compaction, index update) also removes the versions older
 than ``index_grace_s`` and the files only they used: without it every commit's
@@ -94,7 +105,17 @@ def trained_rows(table: Any, settings: Settings) -> int:
 
 
 def _outgrown(table: Any, rows: int, settings: Settings) -> bool:
-    return rows >= settings.lance_retrain_growth * trained_rows(table, settings)
+    grown = rows >= settings.lance_retrain_growth * trained_rows(table, settings)
+    return grown or index_deltas(table) >= settings.lance_max_index_deltas
+
+
+def index_deltas(table: Any) -> int:
+    """Deltas optimize has added to the vector index since it was trained (0 if none)."""
+    for index in table.list_indices():
+        if "vector" in index.columns:
+            stats = table.index_stats(index.name)
+            return max(0, stats.num_indices - 1) if stats is not None else 0
+    return 0
 
 
 def _unindexed(table: Any) -> int:

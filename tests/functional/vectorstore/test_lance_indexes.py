@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from pixsearch import layout
+from pixsearch import layout, shards
 from pixsearch.config import Settings
 from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
-from pixsearch.vectorstore.lance_indexes import trained_rows
+from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows
 from pixsearch.vectorstore.lance_store import LanceStore
 from pixsearch.vectorstore.lance_tables import ROWS
 from tests.fixtures.vectors import DIM, TAG, engine_settings, make_shard
@@ -32,6 +32,12 @@ def unindexed_rows(lance: LanceStore) -> int:
 def finds_itself(lance: LanceStore, shard: Shard, row: int) -> bool:
     found = lance.search(shard.vectors[row], 1).hits
     return [hit.key for hit in found] == [shard.rows[row].key] and found[0].score > 0.99
+
+
+def part(store: ObjectStore, shard: Shard, start: int, stop: int) -> Shard:
+    """Rows ``start:stop`` of ``shard`` as a shard of their own."""
+    written = shards.write(store, TAG, shard.rows[start:stop], shard.vectors[start:stop])
+    return shards.read(store, TAG, written)
 
 
 def test_the_ivf_keeps_its_partitions_and_is_retrained_once_the_table_has_grown(
@@ -57,6 +63,35 @@ def test_the_ivf_keeps_its_partitions_and_is_retrained_once_the_table_has_grown(
     assert 17 < ivf_partitions(lance) <= -(-1200 // 34)
     assert unindexed_rows(lance) == 0
     assert finds_itself(lance, grown, 7) and finds_itself(lance, folded, 300)
+
+
+def test_new_rows_are_folded_in_as_deltas_until_their_bound_retrains_the_ivf(
+    settings: Settings, store: ObjectStore
+):
+    tuned = engine_settings(
+        settings,
+        "lancedb",
+        lance_index_min_rows=256,
+        lance_optimize_rows=1,
+        lance_retrain_growth=10.0,
+        lance_max_index_deltas=3,
+    )
+    lance = LanceStore(tuned, store, TAG)
+    whole = make_shard(store, 0, 1160)  # the batches come from the data it was trained on
+    lance.add([part(store, whole, 0, 1000)])
+    seen = []  # (deltas, rows trained on) after each 20-row add
+    for start in range(1000, 1160, 20):
+        batch = part(store, whole, start, start + 20)
+        lance.add([batch])
+        table = lance.tables.open(ROWS)
+        seen.append((index_deltas(table), trained_rows(table, tuned)))
+        assert unindexed_rows(lance) == 0 and finds_itself(lance, batch, 19)
+    assert max(deltas for deltas, _ in seen) == 3  # folded in as deltas, up to the bound
+    reached = [deltas for deltas, _ in seen].index(3)
+    # The add after the bound was reached trained the IVF anew on every row then there.
+    assert seen[reached + 1] == (0, 1000 + 20 * (reached + 2))
+    assert seen[reached][1] == 1000
+    assert finds_itself(lance, whole, 0)
 
 
 @pytest.mark.filterwarnings("ignore:optimize\\(cleanup_older_than=0\\)")
