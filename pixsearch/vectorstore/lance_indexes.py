@@ -49,8 +49,13 @@ MIN_PARTITION_ROWS = 16
 TRAINED_ROWS = "pixsearch:ivf_trained_rows"
 
 
+def index_on(table: Any, column: str) -> Any | None:
+    """The table's index over ``column``, if it has one."""
+    return next((index for index in table.list_indices() if column in index.columns), None)
+
+
 def has_index(table: Any, column: str) -> bool:
-    return any(column in index.columns for index in table.list_indices())
+    return index_on(table, column) is not None
 
 
 def partition_rows(rows: int) -> int:
@@ -111,11 +116,9 @@ def _outgrown(table: Any, rows: int, settings: Settings) -> bool:
 
 def index_deltas(table: Any) -> int:
     """Deltas optimize has added to the vector index since it was trained (0 if none)."""
-    for index in table.list_indices():
-        if "vector" in index.columns:
-            stats = table.index_stats(index.name)
-            return max(0, stats.num_indices - 1) if stats is not None else 0
-    return 0
+    index = index_on(table, "vector")
+    stats = table.index_stats(index.name) if index is not None else None
+    return max(0, stats.num_indices - 1) if stats is not None else 0
 
 
 def _unindexed(table: Any) -> int:
