@@ -91,10 +91,14 @@ class Settings(BaseSettings):
     # Where vectors live: FAISS segments loaded by search, or a LanceDB table queried in place.
     vector_store: Literal["faiss", "lancedb"] = "faiss"
     # LanceDB: rows before an ANN index is built (below, every query is an exact scan),
-    # rows added since the last index update before it is folded in, and search effort.
+    # rows added since the last index update before it is folded in, and search effort:
+    # this share of the IVF's partitions is searched, and at least ``lance_nprobes`` (a
+    # fixed count searches a shrinking share of a growing table: recall@10 fell from
+    # 0.995 at 100k rows to 0.94 at 300k with 20).
     lance_index_min_rows: int = Field(default=5000, ge=256)
     lance_optimize_rows: int = Field(default=2000, ge=1)
     lance_nprobes: int = Field(default=20, ge=1)
+    lance_probe_fraction: float = Field(default=0.08, gt=0, le=1)
     # The IVF is retrained (√rows partitions) once the table has this many times the rows
     # it was last trained on, or once optimize has left this many index deltas (each one
     # searched by every query); between trainings optimize folds new rows in as deltas.

@@ -1,17 +1,18 @@
 """The indexes of the LanceDB rows table, kept in step with its size.
 
-A B-tree on ``key`` (the writers' merges and deletes), a full-text index over
-captions, and an IVF_SQ vector index (8-bit scalar quantization: recall@10 about
-0.98 without re-ranking, where IVF-PQ needed a refine step that costs a random
-read per candidate) once the table has ``lance_index_min_rows`` rows (exact scans
-before). The IVF is trained with a target partition size of √rows (about √rows
-partitions) and ``optimize`` folds new rows into it, splitting partitions that
-outgrow that size (given a partition count instead, LanceDB's optimize merges
-them down to one or two: every query then scans the whole table). The index is
-trained anew, on all rows, once the table has ``lance_retrain_growth`` times the
-rows of the last training (which the ``vector`` field's metadata records), so
-its centroids, quantization bounds and partition size follow the data, or once
-``optimize`` has added ``lance_max_index_deltas`` deltas to it.
+A B-tree on ``key`` (the writers' merges and deletes), bitmap and B-tree indexes
+on the filterable columns (a filter's prefilter then reads an index, not every
+row of the column), a full-text index over captions, and an IVF_SQ vector index
+(8-bit scalar quantization) once the table has ``lance_index_min_rows`` rows
+(exact scans before). The IVF is trained with a target partition size of √rows
+(about √rows partitions) and ``optimize`` folds new rows into it, splitting
+partitions that outgrow that size (given a partition count instead, LanceDB's
+optimize merges them down to one or two: every query then scans the whole
+table). A query searches a share of the partitions (:func:`search_probes`). The
+index is trained anew, on all rows, once the table has ``lance_retrain_growth``
+times the rows of the last training (which the ``vector`` field's metadata
+records), so its centroids, quantization bounds and partition size follow the
+data, or once ``optimize`` has added ``lance_max_index_deltas`` deltas to it.
 
 Why growth under 2×: between trainings LanceDB's ``optimize`` adds each batch of
 new rows as an index delta and leaves the data files alone, which costs about as
@@ -33,12 +34,13 @@ search instance still serving a removed version moves to the newest one
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from lancedb.index import FTS, BTree, IvfSq
+from lancedb.index import FTS, Bitmap, BTree, IvfSq
 
 from pixsearch.config import Settings
 
@@ -47,6 +49,16 @@ log = logging.getLogger(__name__)
 MAX_PARTITIONS = 4096
 MIN_PARTITION_ROWS = 16
 TRAINED_ROWS = "pixsearch:ivf_trained_rows"
+# The columns filters test (:meth:`pixsearch.vectorstore.filters.Filter.to_sql`): few
+# distinct values get a bitmap, ranges a B-tree.
+SCALAR_INDEXES = {
+    "key": BTree,
+    "list_name": Bitmap,
+    "source_domain": Bitmap,
+    "width": BTree,
+    "height": BTree,
+    "fetched_at_ms": BTree,
+}
 
 
 def index_on(table: Any, column: str) -> Any | None:
@@ -72,8 +84,9 @@ def maintain(table: Any, settings: Settings, rebuilt: bool = False) -> None:
     """
     try:
         rows = table.count_rows()
-        if rebuilt or not has_index(table, "key"):
-            table.create_index("key", config=BTree())
+        for column, kind in SCALAR_INDEXES.items():
+            if column in table.schema.names and (rebuilt or not has_index(table, column)):
+                table.create_index(column, config=kind())
         if rows >= settings.lance_index_min_rows and (
             rebuilt or not has_index(table, "vector") or _outgrown(table, rows, settings)
         ):
@@ -100,6 +113,14 @@ def train_vector_index(table: Any, rows: int) -> None:
         size,
         time.perf_counter() - started,
     )
+
+
+def search_probes(table: Any, settings: Settings) -> int:
+    """Partitions a query searches: ``lance_probe_fraction`` of the IVF's partitions
+    (estimated from the rows and the partition size it was trained for), at least
+    ``lance_nprobes``."""
+    partitions = table.count_rows() / partition_rows(trained_rows(table, settings))
+    return max(settings.lance_nprobes, math.ceil(settings.lance_probe_fraction * partitions))
 
 
 def trained_rows(table: Any, settings: Settings) -> int:

@@ -15,8 +15,10 @@ RESULT_COLUMNS = ["key", "source_url", "width", "height", *(f.name for f in META
 
 
 def vector_hits(
-    table: Any, vector: np.ndarray, limit: int, sql: str | None, settings: Settings
+    table: Any, vector: np.ndarray, limit: int, sql: str | None, settings: Settings, probes: int
 ) -> list[Hit]:
+    """Nearest ``limit`` rows matching ``sql``, searching ``probes`` IVF partitions (more
+    with a filter, until ``limit`` rows match)."""
     query = table.search(np.asarray(vector, np.float32), vector_column_name="vector")
     query = query.distance_type("cosine").limit(limit).select([*RESULT_COLUMNS, "_distance"])
     indexed = has_index(table, "vector")
@@ -26,9 +28,7 @@ def vector_hits(
     if indexed:
         if settings.lance_refine_factor:
             query = query.refine_factor(settings.lance_refine_factor)
-        query = query.minimum_nprobes(settings.lance_nprobes)
-        # With a filter, more partitions are searched until ``limit`` rows match.
-        query = query.maximum_nprobes(0 if sql else settings.lance_nprobes)
+        query = query.minimum_nprobes(probes).maximum_nprobes(0 if sql else probes)
     if sql:
         query = query.where(sql, prefilter=True)
     return [

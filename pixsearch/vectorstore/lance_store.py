@@ -29,7 +29,7 @@ from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.fusion import candidate_pool, fuse
-from pixsearch.vectorstore.lance_indexes import has_index, maintain
+from pixsearch.vectorstore.lance_indexes import has_index, maintain, search_probes
 from pixsearch.vectorstore.lance_query import caption_hits, vector_hits
 from pixsearch.vectorstore.lance_tables import (
     REMOVED,
@@ -60,6 +60,7 @@ class LanceStore:
         self.tables = LanceTables(settings, store, model_tag)
         self.uri = self.tables.uri
         self._served: Any = None  # the table version search answers from
+        self._probes = settings.lance_nprobes  # IVF partitions its queries search
         self._loaded_at: float | None = None
         self._checked_at: float | None = None
         self._problem: str | None = None
@@ -167,7 +168,7 @@ class LanceStore:
         self, table: Any, vector: np.ndarray, k: int, sql: str | None, text: str | None
     ) -> Found:
         pool = candidate_pool(k) if text else k
-        clip = vector_hits(table, vector, pool, sql, self.settings)
+        clip = vector_hits(table, vector, pool, sql, self.settings, self._probes)
         if not text:
             return Found(clip[:k], table.version)
         captions = caption_hits(table, vector, text, pool, sql)
@@ -209,8 +210,14 @@ class LanceStore:
                 )
                 return
             if self._served is None or table.version != self._served.version:
+                self._probes = search_probes(table, self.settings)
                 self._served, self._loaded_at = table, time.time()
-                log.info("serving %s version %d", self.uri, table.version)
+                log.info(
+                    "serving %s version %d (queries search %d IVF partitions)",
+                    self.uri,
+                    table.version,
+                    self._probes,
+                )
             self._problem = None
 
     def _served_version(self) -> int | None:

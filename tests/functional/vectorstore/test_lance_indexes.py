@@ -14,6 +14,7 @@ from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows
 from pixsearch.vectorstore.lance_store import LanceStore
 from pixsearch.vectorstore.lance_tables import ROWS
+from tests.fixtures.model import unit_vectors
 from tests.fixtures.vectors import DIM, TAG, engine_settings, make_shard
 
 
@@ -154,3 +155,31 @@ def test_lancedb_caches_stay_within_their_settings(settings: Settings, store: Ob
 
     assert cached_bytes_after_queries() > 64 * 1024  # the defaults keep what was read
     assert cached_bytes_after_queries(lance_index_cache_mb=0, lance_metadata_cache_mb=0) < 4096
+
+
+def test_queries_search_a_share_of_the_partitions_and_filters_read_indexes(
+    settings: Settings, store: ObjectStore
+):
+    tuned = engine_settings(settings, "lancedb", lance_index_min_rows=256, lance_nprobes=1)
+    shard = make_shard(store, 0, 1200, captions=False)
+    writer = LanceStore(tuned, store, TAG)
+    writer.add([shard])  # partitions of √1200 = 34 rows
+    queries = unit_vectors(40, DIM, seed=99)
+    exact = [set(np.argsort(-(shard.vectors @ query))[:10]) for query in queries]
+    keys = {row.key: number for number, row in enumerate(shard.rows)}
+
+    def recall(fraction: float) -> float:
+        lance = LanceStore(tuned.model_copy(update={"lance_probe_fraction": fraction}), store, TAG)
+        found = sum(
+            len(truth & {keys[hit.key] for hit in lance.search(query, 10).hits})
+            for query, truth in zip(queries, exact, strict=True)
+        )
+        return found / (10 * len(queries))
+
+    assert recall(1.0) >= 0.95  # every partition searched
+    assert recall(0.01) < recall(1.0) - 0.1  # one partition of about 35
+
+    table = writer.tables.open(ROWS)
+    indexed = {index.columns[0]: index.index_type for index in table.list_indices()}
+    assert indexed["list_name"] == indexed["source_domain"] == "Bitmap"
+    assert indexed["width"] == indexed["height"] == indexed["fetched_at_ms"] == "BTree"
