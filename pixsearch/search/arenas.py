@@ -22,7 +22,7 @@ def limit_malloc_arenas(count: int) -> bool:
     """Cap this process's glibc malloc arenas at ``count`` (0 leaves glibc's default).
 
     glibc fixes its limit once a process has more than 8 arenas, so this is called
-    before the process starts its threads (``functions/search/local.py``, ``pixsearch
+    before the process starts its threads (:mod:`pixsearch.search.startup`, ``pixsearch
     up``). True where it took effect (glibc), False elsewhere (musl, macOS)."""
     if count <= 0:
         return False

@@ -17,22 +17,41 @@ RESULT_COLUMNS = ["key", "source_url", "width", "height", *(f.name for f in META
 def vector_hits(
     table: Any, vector: np.ndarray, limit: int, sql: str | None, settings: Settings, probes: int
 ) -> list[Hit]:
-    """Nearest ``limit`` rows matching ``sql``, searching ``probes`` IVF partitions (more
-    with a filter, until ``limit`` rows match)."""
+    """Nearest ``limit`` rows matching ``sql``, searching ``probes`` IVF partitions.
+
+    A filtered query searches every partition only when those ``probes`` hold fewer
+    than ``limit`` matching rows. Left to search "until ``limit`` rows match" (no
+    ``maximum_nprobes``), LanceDB 0.40 searched every partition of every index delta
+    whatever the filter: 8,380 partitions and 300 MB read, 7 s a query at 1M rows.
+    """
+    if not has_index(table, "vector"):
+        return _nearest(table, vector, limit, sql, settings, None)
+    hits = _nearest(table, vector, limit, sql, settings, probes)
+    if sql and len(hits) < limit:
+        hits = _nearest(table, vector, limit, sql, settings, probes, widen=True)
+    return hits
+
+
+def _nearest(
+    table: Any,
+    vector: np.ndarray,
+    limit: int,
+    sql: str | None,
+    settings: Settings,
+    probes: int | None,
+    widen: bool = False,
+) -> list[Hit]:
+    """One query: an exact scan (``probes`` None), else the IVF searching ``probes``
+    partitions (``widen``: then more, until ``limit`` rows match)."""
     query = table.search(np.asarray(vector, np.float32), vector_column_name="vector")
     query = query.distance_type("cosine").limit(limit).select([*RESULT_COLUMNS, "_distance"])
-    indexed = has_index(table, "vector")
-    # An exact scan and the refine step report cosine distance (1 - cos); the IVF_SQ
-    # index alone squared L2 distance, which for unit vectors is 2 - 2 cos.
-    scale = 0.5 if indexed and not settings.lance_refine_factor else 1.0
-    if indexed:
-        if settings.lance_refine_factor:
-            query = query.refine_factor(settings.lance_refine_factor)
-        query = query.minimum_nprobes(probes).maximum_nprobes(0 if sql else probes)
+    if probes is not None:  # re-ranked: the distance is cosine's, as an exact scan's
+        query = query.refine_factor(settings.lance_refine_factor)
+        query = query.minimum_nprobes(probes).maximum_nprobes(0 if widen else probes)
     if sql:
         query = query.where(sql, prefilter=True)
     return [
-        Hit(record["key"], 1.0 - scale * record["_distance"], RowMeta.from_columns(record))
+        Hit(record["key"], 1.0 - record["_distance"], RowMeta.from_columns(record))
         for record in query.to_arrow().to_pylist()
     ]
 

@@ -49,7 +49,9 @@ def test_entry_point_warms_up_before_importing_flask_and_answers_without_slow_im
         entry = runpy.run_path("functions/search/local.py")  # its module body, not main()
         late = ("flask", "werkzeug", "waitress", "pixsearch.search.service", "faiss")
         assert not loaded(*late), loaded(*late)
-        entry["preload"](entry["get_settings"](), "text").join()
+        from pixsearch.inference import preload
+
+        preload(entry["get_settings"](), "text").join()
         from pixsearch.search.service import SearchService
 
         service = SearchService()

@@ -11,6 +11,7 @@ from pixsearch import layout, shards
 from pixsearch.config import Settings
 from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
+from pixsearch.vectorstore.filters import parse_filter
 from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows
 from pixsearch.vectorstore.lance_store import LanceStore
 from pixsearch.vectorstore.lance_tables import ROWS
@@ -125,8 +126,8 @@ def test_old_versions_are_removed_and_a_search_serving_one_moves_to_the_newest(
     assert [hit.key for hit in found.hits] == [later.rows[5].key]
 
 
-@pytest.mark.parametrize("refine", [0, 2])
-def test_scores_are_cosine_similarities_with_or_without_re_ranking(
+@pytest.mark.parametrize("refine", [1, 10])
+def test_scores_are_cosine_similarities_from_the_index(
     settings: Settings, store: ObjectStore, refine: int
 ):
     tuned = engine_settings(
@@ -183,3 +184,20 @@ def test_queries_search_a_share_of_the_partitions_and_filters_read_indexes(
     indexed = {index.columns[0]: index.index_type for index in table.list_indices()}
     assert indexed["list_name"] == indexed["source_domain"] == "Bitmap"
     assert indexed["width"] == indexed["height"] == indexed["fetched_at_ms"] == "BTree"
+
+
+def test_a_filter_its_partitions_cannot_fill_searches_them_all(
+    settings: Settings, store: ObjectStore
+):
+    tuned = engine_settings(
+        settings, "lancedb", lance_index_min_rows=256, lance_nprobes=1, lance_probe_fraction=0.01
+    )
+    shard = make_shard(store, 0, 1200, captions=False)
+    lance = LanceStore(tuned, store, TAG)
+    lance.add([shard])
+    wide = {row.key for row in shard.rows if row.width >= 1000}  # 1 row in 10, in every partition
+    query = shard.vectors[0]
+    hits = lance.search(query, 50, parse_filter({"min_width": 1000})).hits
+    assert len(hits) == 50 and {hit.key for hit in hits} <= wide
+    common = lance.search(query, 10, parse_filter({"list": "cats"})).hits
+    assert len(common) == 10  # one partition of about 35 holds 10 of a fifth of the rows
