@@ -1,0 +1,104 @@
+"""recall@10 and query time of a LanceDB table built by ``bench/vector_store.py``, by the
+partitions searched and the re-ranking factor (and, with ``--retrain-bits``, after
+retraining its index in place as IVF_RQ with that many bits a dimension).
+
+    .venv/bin/python bench/vector_store.py --sizes 1000000 --engines lancedb --backend ministack
+    .venv/bin/python bench/lance_sweep.py --store /tmp/pixsearch-bench-vectors-XXXX/store \\
+        --rows 1000000 --probes 84,126,168 --refine 2,10
+    .venv/bin/python bench/lance_sweep.py --store ... --rows 1000000 --retrain-bits 2 \\
+        --probes 126 --refine 5,3,5
+
+In process, against MiniStack on the stored directory, with the queries
+``bench/vector_store.py`` measures recall with (stored vectors moved by
+neighbour-sized noise, spread over the table, unlike its HTTP queries). A
+combination listed twice runs twice: the first pays for filling the index cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.vector_store import DIM, MODEL, K, clustered  # noqa: E402
+from pixsearch.runtime.emulator import LOCAL_CREDENTIALS, free_port, launch  # noqa: E402
+
+
+def queries_and_truth(rows: int, count: int) -> tuple[np.ndarray, list[set[int]]]:
+    """``bench/vector_store.py``'s recall queries for a table of ``rows``, and their exact
+    top ``K`` (row numbers)."""
+    vectors = clustered(rows, seed=rows)
+    rng = np.random.default_rng(1)
+    picks = rng.choice(rows, count, replace=False)
+    noise = rng.standard_normal((count, DIM)).astype(np.float32) * (0.5 / np.sqrt(DIM))
+    queries = vectors[picks] + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries, [set(np.argpartition(-(vectors @ q), K)[:K].tolist()) for q in queries]
+
+
+def row_number(key: str) -> int:
+    return int(key.split("/")[-1].split(".")[0], 16)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", type=Path, required=True, help="the run's MiniStack directory")
+    parser.add_argument("--rows", type=int, required=True, help="the size the run built")
+    parser.add_argument("--probes", required=True, help="partitions searched, comma-separated")
+    parser.add_argument("--refine", default="5", help="re-ranking factors, comma-separated")
+    parser.add_argument("--retrain-bits", type=int, help="retrain as IVF_RQ with these bits")
+    parser.add_argument("--queries", type=int, default=60)
+    args = parser.parse_args()
+    bucket = f"bench-lancedb-{args.rows}"
+    log = args.store.parent / "sweep-ministack.log"
+    with launch("ministack", port=free_port(), data_dir=args.store, log_path=log) as server:
+        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": server.endpoint_url})
+        from lancedb.index import IvfRq
+
+        from pixsearch.config import Settings
+        from pixsearch.storage import ObjectStore
+        from pixsearch.vectorstore.lance_indexes import index_on, partition_rows
+        from pixsearch.vectorstore.lance_tables import ROWS, LanceTables
+
+        settings = Settings(bucket=bucket, model=MODEL, pretrained="", vector_store="lancedb")
+        table = LanceTables(settings, ObjectStore(bucket), settings.model_tag).open(ROWS)
+        if args.retrain_bits:
+            began = time.perf_counter()
+            size = partition_rows(args.rows)
+            config = IvfRq(
+                distance_type="cosine", target_partition_size=size, num_bits=args.retrain_bits
+            )
+            table.create_index("vector", config=config, replace=True)
+            trained_s = time.perf_counter() - began
+            print(f"retrained as IVF_RQ, {args.retrain_bits} bits, in {trained_s:.0f} s")
+        print(table.index_stats(index_on(table, "vector").name))
+        queries, truth = queries_and_truth(args.rows, args.queries)
+        for probes in (int(p) for p in args.probes.split(",")):
+            for refine in (int(r) for r in args.refine.split(",")):
+                found, took = 0, []
+                for query, exact in zip(queries, truth, strict=True):
+                    began = time.perf_counter()
+                    search = table.search(query, vector_column_name="vector")
+                    search = search.distance_type("cosine").limit(K).refine_factor(refine)
+                    search = search.minimum_nprobes(probes).maximum_nprobes(probes)
+                    keys = search.select(["key", "_distance"]).to_arrow()["key"].to_pylist()
+                    took.append(time.perf_counter() - began)
+                    found += len(exact & {row_number(key) for key in keys})
+                print(
+                    f"probes {probes} refine {refine}: recall@10 {found / (K * len(queries)):.3f},"
+                    f" p50 {statistics.median(took) * 1000:.0f} ms,"
+                    f" mean {statistics.fmean(took) * 1000:.0f} ms",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
