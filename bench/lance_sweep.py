@@ -61,22 +61,16 @@ def main() -> None:
     log = args.store.parent / "sweep-ministack.log"
     with launch("ministack", port=free_port(), data_dir=args.store, log_path=log) as server:
         os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": server.endpoint_url})
-        from lancedb.index import IvfRq
-
         from pixsearch.config import Settings
         from pixsearch.storage import ObjectStore
-        from pixsearch.vectorstore.lance_indexes import index_on, partition_rows
+        from pixsearch.vectorstore.lance_indexes import index_on, train_vector_index
         from pixsearch.vectorstore.lance_tables import ROWS, LanceTables
 
         settings = Settings(bucket=bucket, model=MODEL, pretrained="", vector_store="lancedb")
         table = LanceTables(settings, ObjectStore(bucket), settings.model_tag).open(ROWS)
         if args.retrain_bits:
             began = time.perf_counter()
-            size = partition_rows(args.rows)
-            config = IvfRq(
-                distance_type="cosine", target_partition_size=size, num_bits=args.retrain_bits
-            )
-            table.create_index("vector", config=config, replace=True)
+            train_vector_index(table, table.count_rows(), bits=args.retrain_bits)
             trained_s = time.perf_counter() - began
             print(f"retrained as IVF_RQ, {args.retrain_bits} bits, in {trained_s:.0f} s")
         print(table.index_stats(index_on(table, "vector").name))

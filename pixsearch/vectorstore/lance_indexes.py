@@ -104,11 +104,12 @@ def maintain(table: Any, settings: Settings, rebuilt: bool = False) -> None:
         log.warning("index maintenance of %s deferred", table.uri, exc_info=True)
 
 
-def train_vector_index(table: Any, rows: int) -> None:
-    """Train the IVF_RQ index on the table's ``rows`` rows, replacing any older one."""
+def train_vector_index(table: Any, rows: int, bits: int = RQ_BITS) -> None:
+    """Train the IVF_RQ index (``bits`` a dimension) on the table's ``rows`` rows,
+    replacing any older one."""
     size = partition_rows(rows)
     started = time.perf_counter()
-    config = IvfRq(distance_type="cosine", target_partition_size=size, num_bits=RQ_BITS)
+    config = IvfRq(distance_type="cosine", target_partition_size=size, num_bits=bits)
     table.create_index("vector", config=config, replace=True)
     table.update_field_metadata({"path": "vector", "metadata": {TRAINED_ROWS: str(rows)}})
     log.info(
@@ -120,10 +121,12 @@ def train_vector_index(table: Any, rows: int) -> None:
     )
 
 
-def search_probes(table: Any, settings: Settings) -> int:
+def search_probes(table: Any, settings: Settings) -> int | None:
     """Partitions a query searches: ``lance_probe_fraction`` of the IVF's partitions
     (estimated from the rows and the partition size it was trained for), at least
-    ``lance_nprobes``."""
+    ``lance_nprobes``; None without a vector index (every query an exact scan)."""
+    if not has_index(table, "vector"):
+        return None
     partitions = table.count_rows() / partition_rows(trained_rows(table, settings))
     return max(settings.lance_nprobes, math.ceil(settings.lance_probe_fraction * partitions))
 

@@ -60,7 +60,7 @@ class LanceStore:
         self.tables = LanceTables(settings, store, model_tag)
         self.uri = self.tables.uri
         self._served: Any = None  # the table version search answers from
-        self._probes = settings.lance_nprobes  # IVF partitions its queries search
+        self._probes: int | None = None  # IVF partitions its queries search (None: exact)
         self._loaded_at: float | None = None
         self._checked_at: float | None = None
         self._problem: str | None = None
@@ -213,10 +213,10 @@ class LanceStore:
                 self._probes = search_probes(table, self.settings)
                 self._served, self._loaded_at = table, time.time()
                 log.info(
-                    "serving %s version %d (queries search %d IVF partitions)",
+                    "serving %s version %d (queries search %s IVF partitions)",
                     self.uri,
                     table.version,
-                    self._probes,
+                    self._probes if self._probes is not None else "no",
                 )
             self._problem = None
 
