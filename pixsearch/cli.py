@@ -92,6 +92,14 @@ def _index_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return rebuild.command(args.model_tag, settings, args.vector_store)
 
 
+def _index_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from pixsearch.runtime.stack import use_running_stack
+    from pixsearch.vectorstore import retrain
+
+    use_running_stack(settings)
+    return retrain.command(args.model_tag, settings)
+
+
 def _model_export(args: argparse.Namespace, settings: Settings) -> int:
     from pixsearch.inference import command
 
@@ -225,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
         "engine's index from the embedding shards, to switch without embedding again",
     )
     rebuild.set_defaults(run=_index_rebuild)
+
+    retrain = index_commands.add_parser(
+        "retrain",
+        help="train the LanceDB vector index on every row, with no time limit (for a table "
+        "past what an index run may train)",
+    )
+    retrain.add_argument("--model-tag", help="the index to train (default: the configured model's)")
+    retrain.set_defaults(run=_index_retrain)
 
     gc = index_commands.add_parser(
         "gc",

@@ -29,7 +29,12 @@ from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.fusion import candidate_pool, fuse
-from pixsearch.vectorstore.lance_indexes import has_index, maintain, search_probes
+from pixsearch.vectorstore.lance_indexes import (
+    has_index,
+    maintain,
+    search_probes,
+    train_vector_index,
+)
 from pixsearch.vectorstore.lance_query import caption_hits, vector_hits
 from pixsearch.vectorstore.lance_tables import (
     REMOVED,
@@ -140,6 +145,16 @@ class LanceStore:
             return 0
         maintain(table, self.settings, rebuilt=True)
         return table.count_rows()
+
+    def retrain(self) -> tuple[int, float]:
+        """Train the vector index anew on every row, however long it takes (``pixsearch
+        index retrain``, for a table an index run may no longer train); returns the rows
+        and the seconds taken. Rows committed meanwhile join it at the next index run."""
+        table = self.tables.open(ROWS)
+        if table is None:
+            raise StoreUnavailable(f"no LanceDB table at {self.uri}/{ROWS}: nothing indexed yet")
+        rows = table.count_rows()
+        return rows, train_vector_index(table, rows)
 
     # Reading (the search function)
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from pixsearch import layout, shards
-from pixsearch.config import Settings
+from pixsearch.cli import main
+from pixsearch.config import Settings, get_settings
 from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import parse_filter
-from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows
+from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows, training_estimate_s
 from pixsearch.vectorstore.lance_store import LanceStore
 from pixsearch.vectorstore.lance_tables import ROWS
 from tests.fixtures.model import unit_vectors
@@ -201,3 +202,42 @@ def test_a_filter_its_partitions_cannot_fill_searches_them_all(
     assert len(hits) == 50 and {hit.key for hit in hits} <= wide
     common = lance.search(query, 10, parse_filter({"list": "cats"})).hits
     assert len(common) == 10  # one partition of about 35 holds 10 of a fifth of the rows
+
+
+def test_a_training_over_half_an_index_run_waits_for_the_retrain_command(
+    settings: Settings,
+    store: ObjectStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+):
+    tuned = engine_settings(settings, "lancedb", lance_index_min_rows=256, index_time_s=60.0)
+    lance = LanceStore(tuned, store, TAG)
+    lance.add([make_shard(store, 0, 300)])
+    table = lance.tables.open(ROWS)
+    estimate = training_estimate_s(table, 600, tuned)
+    assert estimate is not None and estimate > 0  # 2^1.5 times the first training's time
+
+    hurried = tuned.model_copy(update={"index_time_s": estimate})  # half of it is too little
+    grown = make_shard(store, 300, 300)
+    LanceStore(hurried, store, TAG).add([grown])  # 600 rows: twice the 300 trained on
+    table = lance.tables.open(ROWS)
+    assert trained_rows(table, tuned) == 300  # not trained: optimize folded its rows in
+    assert unindexed_rows(lance) == 0
+    assert finds_itself(lance, grown, 299)
+    assert "pixsearch index retrain" in caplog.text
+
+    monkeypatch.setenv("PIXSEARCH_VECTOR_STORE", "lancedb")
+    get_settings.cache_clear()
+    assert main(["index", "retrain", "--model-tag", TAG]) == 0
+    assert "on 600 rows in" in capsys.readouterr().out
+    table = lance.tables.open(ROWS)
+    assert (trained_rows(table, tuned), index_deltas(table)) == (600, 0)
+    assert finds_itself(lance, grown, 299)
+
+
+def test_retrain_names_its_engine_on_faiss(
+    settings: Settings, store: ObjectStore, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["index", "retrain"]) == 2
+    assert "PIXSEARCH_VECTOR_STORE=lancedb" in capsys.readouterr().err
