@@ -151,15 +151,18 @@ def search_probes(table: Any, settings: Settings) -> int | None:
 def trained_rows(table: Any, settings: Settings) -> int:
     """Rows the vector index was last trained on (an index from before this was recorded
     counts as trained at the threshold, where it was first built)."""
-    metadata = table.schema.field("vector").metadata or {}
-    return int(metadata.get(TRAINED_ROWS.encode(), settings.lance_index_min_rows))
+    return int(_training_record(table).get(TRAINED_ROWS.encode(), settings.lance_index_min_rows))
+
+
+def _training_record(table: Any) -> dict[bytes, bytes]:
+    """What the last training recorded in the ``vector`` field's metadata."""
+    return table.schema.field("vector").metadata or {}
 
 
 def training_estimate_s(table: Any, rows: int, settings: Settings) -> float | None:
     """Seconds a training on ``rows`` rows would take, from the last one (None if that
     one's time was not recorded)."""
-    metadata = table.schema.field("vector").metadata or {}
-    took = metadata.get(TRAINED_SECONDS.encode())
+    took = _training_record(table).get(TRAINED_SECONDS.encode())
     if took is None:
         return None
     return float(took) * (rows / trained_rows(table, settings)) ** 1.5
