@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from pixsearch.config import Settings
-from pixsearch.vectorstore.lance_indexes import has_index
 from pixsearch.vectorstore.port import Hit
 from pixsearch.vectorstore.rows import METADATA_FIELDS, RowMeta
 
@@ -63,9 +62,8 @@ def _nearest(
 def caption_hits(
     table: Any, vector: np.ndarray, text: str, limit: int, sql: str | None
 ) -> list[Hit]:
-    """Full-text matches of ``text`` in captions, scored by CLIP similarity to ``vector``."""
-    if not has_index(table, "caption"):
-        return []
+    """Full-text matches of ``text`` in captions (the table has a caption index), scored
+    by CLIP similarity to ``vector``."""
     query = table.search(text, query_type="fts", fts_columns="caption").limit(limit)
     query = query.select([*RESULT_COLUMNS, "vector", "_score"])
     if sql:

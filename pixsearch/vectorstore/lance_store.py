@@ -66,6 +66,7 @@ class LanceStore:
         self.uri = self.tables.uri
         self._served: Any = None  # the table version search answers from
         self._probes: int | None = None  # IVF partitions its queries search (None: exact)
+        self._captioned = False  # whether the served version has a caption index
         self._loaded_at: float | None = None
         self._checked_at: float | None = None
         self._problem: str | None = None
@@ -182,10 +183,11 @@ class LanceStore:
     def _search(
         self, table: Any, vector: np.ndarray, k: int, sql: str | None, text: str | None
     ) -> Found:
-        pool = candidate_pool(k) if text else k
+        hybrid = bool(text) and self._captioned  # no captions: hybrid is the CLIP ranking
+        pool = candidate_pool(k) if hybrid else k
         clip = vector_hits(table, vector, pool, sql, self.settings, self._probes)
-        if not text:
-            return Found(clip[:k], table.version)
+        if not hybrid:
+            return Found(clip, table.version)
         captions = caption_hits(table, vector, text, pool, sql)
         return Found(fuse(clip, captions, k), table.version)
 
@@ -226,6 +228,7 @@ class LanceStore:
                 return
             if self._served is None or table.version != self._served.version:
                 self._probes = search_probes(table, self.settings)
+                self._captioned = has_index(table, "caption")
                 self._served, self._loaded_at = table, time.time()
                 log.info(
                     "serving %s version %d (queries search %s IVF partitions)",
