@@ -1,4 +1,5 @@
-"""MiniStack answering a ranged GET from the bytes asked for (ministack == ``VERSION``).
+"""MiniStack answering a ranged GET from the bytes asked for (installed by
+:mod:`pixsearch.runtime.ministack_fixes`, which checks the MiniStack version).
 
 With ``S3_PERSIST=1`` MiniStack's ``GetObject`` reads the whole object file and
 then slices out the requested range. LanceDB reads its tables in many small
@@ -21,8 +22,6 @@ import threading
 from typing import Any
 
 from pixsearch.runtime import patching
-
-VERSION = "1.5.33"
 
 # pixsearch.runtime.patching.fingerprint() of each MiniStack function the fix relies on.
 FINGERPRINTS = {
@@ -62,8 +61,8 @@ def apply(s3: Any) -> None:
     changed = mismatches()
     if changed:
         raise RuntimeError(
-            f"pixsearch's MiniStack range fix is written for ministack {VERSION}; these "
-            f"functions changed: {', '.join(changed)}"
+            f"pixsearch's MiniStack range fix no longer matches these functions: "
+            f"{', '.join(changed)}"
         )
     get_object, read_body = s3._get_object, s3._read_body
 

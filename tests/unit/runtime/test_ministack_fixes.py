@@ -16,7 +16,6 @@ def test_the_installed_ministack_is_the_one_the_fix_was_written_for():
 
 
 def test_the_range_fix_matches_the_installed_ministack():
-    assert version("ministack") == ministack_ranges.VERSION
     assert ministack_ranges.mismatches() == [], (
         "MiniStack changed under the range fix: re-read these functions, adapt "
         "pixsearch/runtime/ministack_ranges.py, then update FINGERPRINTS"
