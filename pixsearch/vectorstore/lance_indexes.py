@@ -60,6 +60,9 @@ MAX_PARTITIONS = 4096
 # RaBitQ bits a dimension: at 1M rows, re-ranking 5 × k candidates, two bits recalled
 # 0.973 at 56 ms a query; one bit needed 10 × k for 0.970, at 134 ms.
 RQ_BITS = 2
+# Bytes an IVF_RQ row takes beyond its codes (row id, RaBitQ's factors): measured, 304 MB
+# for 2M rows of 512-d at two bits (128 bytes of codes a row).
+RQ_ROW_OVERHEAD = 24
 MIN_PARTITION_ROWS = 16
 TRAINED_ROWS = "pixsearch:ivf_trained_rows"
 TRAINED_SECONDS = "pixsearch:ivf_trained_s"
@@ -146,6 +149,20 @@ def search_probes(table: Any, settings: Settings) -> int | None:
         return None
     partitions = table.count_rows() / partition_rows(trained_rows(table, settings))
     return max(settings.lance_nprobes, math.ceil(settings.lance_probe_fraction * partitions))
+
+
+def index_cache_warning(rows: int, dim: int, cache_mb: int) -> str | None:
+    """Why a search process's index cache cannot hold the IVF_RQ index of ``rows`` rows
+    of ``dim``; None while it can."""
+    index_mb = rows * (dim * RQ_BITS / 8 + RQ_ROW_OVERHEAD) / 2**20
+    if index_mb <= cache_mb:
+        return None
+    return (
+        f"the vector index of {rows:,} rows takes about {index_mb:,.0f} MB, more than the "
+        f"{cache_mb:,} MB index cache (PIXSEARCH_LANCE_INDEX_CACHE_MB): queries read index "
+        "partitions from the object store again (at 2M rows, 195 ms a query instead of 41); "
+        "raise it where the search function's memory allows"
+    )
 
 
 def trained_rows(table: Any, settings: Settings) -> int:

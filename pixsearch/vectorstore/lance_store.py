@@ -31,6 +31,7 @@ from pixsearch.vectorstore.filters import Filter
 from pixsearch.vectorstore.fusion import candidate_pool, fuse
 from pixsearch.vectorstore.lance_indexes import (
     has_index,
+    index_cache_warning,
     maintain,
     search_probes,
     train_vector_index,
@@ -229,6 +230,7 @@ class LanceStore:
             if self._served is None or table.version != self._served.version:
                 self._probes = search_probes(table, self.settings)
                 self._captioned = has_index(table, "caption")
+                self._warn_if_cache_too_small(table)
                 self._served, self._loaded_at = table, time.time()
                 log.info(
                     "serving %s version %d (queries search %s IVF partitions)",
@@ -237,6 +239,14 @@ class LanceStore:
                     self._probes if self._probes is not None else "no",
                 )
             self._problem = None
+
+    def _warn_if_cache_too_small(self, table: Any) -> None:
+        if self._probes is None:
+            return
+        dim = vector_dim(table.schema)
+        warning = index_cache_warning(table.count_rows(), dim, self.settings.lance_index_cache_mb)
+        if warning:
+            log.warning("%s: %s", self.uri, warning)
 
     def _served_version(self) -> int | None:
         return self._served.version if self._served is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -13,7 +14,12 @@ from pixsearch.config import Settings, get_settings
 from pixsearch.shards import Shard
 from pixsearch.storage import ObjectStore
 from pixsearch.vectorstore.filters import parse_filter
-from pixsearch.vectorstore.lance_indexes import index_deltas, trained_rows, training_estimate_s
+from pixsearch.vectorstore.lance_indexes import (
+    index_cache_warning,
+    index_deltas,
+    trained_rows,
+    training_estimate_s,
+)
 from pixsearch.vectorstore.lance_store import LanceStore
 from pixsearch.vectorstore.lance_tables import ROWS
 from tests.fixtures.model import unit_vectors
@@ -157,6 +163,22 @@ def test_lancedb_caches_stay_within_their_settings(settings: Settings, store: Ob
 
     assert cached_bytes_after_queries() > 64 * 1024  # the defaults keep what was read
     assert cached_bytes_after_queries(lance_index_cache_mb=0, lance_metadata_cache_mb=0) < 4096
+
+
+def test_a_search_says_when_the_index_outgrows_its_cache(
+    settings: Settings, store: ObjectStore, caplog: pytest.LogCaptureFixture
+):
+    tuned = engine_settings(settings, "lancedb", lance_index_min_rows=256)
+    shard = make_shard(store, 0, 600)
+    LanceStore(tuned, store, TAG).add([shard])
+    caplog.set_level(logging.WARNING, logger="pixsearch.vectorstore.lance_store")
+    for cache_mb in (1, 0):  # 600 rows of index: about 90 KB
+        lance = LanceStore(tuned.model_copy(update={"lance_index_cache_mb": cache_mb}), store, TAG)
+        assert finds_itself(lance, shard, 0)
+    said = [r.getMessage() for r in caplog.records if "INDEX_CACHE_MB" in r.getMessage()]
+    assert len(said) == 1 and "600 rows" in said[0] and "0 MB index cache" in said[0]
+    assert index_cache_warning(2_000_000, 512, 512) is None
+    assert "about 290 MB" in index_cache_warning(2_000_000, 512, 256)
 
 
 def test_queries_search_a_share_of_the_partitions_and_filters_read_indexes(
