@@ -1,12 +1,15 @@
 """recall@10 and query time of a LanceDB table built by ``bench/vector_store.py``, by the
-partitions searched and the re-ranking factor (and, with ``--retrain-bits``, after
-retraining its index in place as IVF_RQ with that many bits a dimension).
+partitions searched, the re-ranking factor and (``--cache-mb``) the index cache (and,
+with ``--retrain-bits``, after retraining its index in place as IVF_RQ with that many
+bits a dimension).
 
     .venv/bin/python bench/vector_store.py --sizes 1000000 --engines lancedb --backend ministack
     .venv/bin/python bench/lance_sweep.py --store /tmp/pixsearch-bench-vectors-XXXX/store \\
         --rows 1000000 --probes 84,126,168 --refine 2,10
     .venv/bin/python bench/lance_sweep.py --store ... --rows 1000000 --retrain-bits 2 \\
         --probes 126 --refine 5,3,5
+    .venv/bin/python bench/lance_sweep.py --store ... --rows 2000000 --probes 283,283 \\
+        --cache-mb 256,512
 
 In process, against MiniStack on the stored directory, with the queries
 ``bench/vector_store.py`` measures recall with (stored vectors moved by
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--probes", required=True, help="partitions searched, comma-separated")
     parser.add_argument("--refine", default="5", help="re-ranking factors, comma-separated")
     parser.add_argument("--retrain-bits", type=int, help="retrain as IVF_RQ with these bits")
+    parser.add_argument("--cache-mb", help="index cache sizes (MB), comma-separated")
     parser.add_argument("--queries", type=int, default=60)
     args = parser.parse_args()
     bucket = f"bench-lancedb-{args.rows}"
@@ -75,23 +79,29 @@ def main() -> None:
             print(f"retrained as IVF_RQ, {args.retrain_bits} bits, in {trained_s:.0f} s")
         print(table.index_stats(index_on(table, "vector").name))
         queries, truth = queries_and_truth(args.rows, args.queries)
-        for probes in (int(p) for p in args.probes.split(",")):
-            for refine in (int(r) for r in args.refine.split(",")):
-                found, took = 0, []
-                for query, exact in zip(queries, truth, strict=True):
-                    began = time.perf_counter()
-                    search = table.search(query, vector_column_name="vector")
-                    search = search.distance_type("cosine").limit(K).refine_factor(refine)
-                    search = search.minimum_nprobes(probes).maximum_nprobes(probes)
-                    keys = search.select(["key", "_distance"]).to_arrow()["key"].to_pylist()
-                    took.append(time.perf_counter() - began)
-                    found += len(exact & {row_number(key) for key in keys})
-                print(
-                    f"probes {probes} refine {refine}: recall@10 {found / (K * len(queries)):.3f},"
-                    f" p50 {statistics.median(took) * 1000:.0f} ms,"
-                    f" mean {statistics.fmean(took) * 1000:.0f} ms",
-                    flush=True,
-                )
+        caches = [int(c) for c in args.cache_mb.split(",")] if args.cache_mb else [None]
+        for cache_mb in caches:
+            if cache_mb is not None:  # a search process of its own, with this index cache
+                capped = settings.model_copy(update={"lance_index_cache_mb": cache_mb})
+                table = LanceTables(capped, ObjectStore(bucket), settings.model_tag).open(ROWS)
+            for probes in (int(p) for p in args.probes.split(",")):
+                for refine in (int(r) for r in args.refine.split(",")):
+                    found, took = 0, []
+                    for query, exact in zip(queries, truth, strict=True):
+                        began = time.perf_counter()
+                        search = table.search(query, vector_column_name="vector")
+                        search = search.distance_type("cosine").limit(K).refine_factor(refine)
+                        search = search.minimum_nprobes(probes).maximum_nprobes(probes)
+                        keys = search.select(["key"]).to_arrow()["key"].to_pylist()
+                        took.append(time.perf_counter() - began)
+                        found += len(exact & {row_number(key) for key in keys})
+                    print(
+                        f"cache {cache_mb or settings.lance_index_cache_mb} MB, probes {probes},"
+                        f" refine {refine}: recall@10 {found / (K * len(queries)):.3f},"
+                        f" p50 {statistics.median(took) * 1000:.0f} ms,"
+                        f" mean {statistics.fmean(took) * 1000:.0f} ms",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

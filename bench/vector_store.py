@@ -55,6 +55,7 @@ from pixsearch.vectorstore.engines import ENGINES, open_store  # noqa: E402
 K = 10
 DIM = 512
 SHARD_ROWS = 10_000
+NOISE_ROWS = 100_000  # rows of noise drawn at a time
 MODEL = "pixsearch-tiny-512"
 LISTS = ("a", "b", "c", "d", "e")
 # The tiny architecture with 512-d embeddings, registered by the API process below.
@@ -81,8 +82,11 @@ def clustered(count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(1, count // 100), DIM)).astype(np.float32)
     vectors = centres[rng.integers(0, len(centres), count)]
-    vectors += rng.standard_normal((count, DIM)).astype(np.float32) * 0.9
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for first in range(0, count, NOISE_ROWS):  # the same draws as one call, a fraction of its
+        part = vectors[first : first + NOISE_ROWS]  # float64 memory (16 GB at 2M rows)
+        part += rng.standard_normal(part.shape).astype(np.float32) * 0.9
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+    return vectors
 
 
 def rows(first: int, count: int) -> list[ShardRow]:
