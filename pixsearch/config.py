@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     # this share of the IVF's partitions is searched, and at least ``lance_nprobes`` (a
     # fixed count searches a shrinking share of a growing table: recall@10 fell from
     # 0.995 at 100k rows to 0.94 at 300k with 20; 8% of them gave 0.998 at 300k but
-    # 0.943 at 1M, 12% 0.968; at 2M 12% gave 0.930-0.948 over trainings, 20% 0.965-0.968).
+    # 0.943 at 1M, 12% 0.968; at 2M 12% gave 0.930-0.948 over trainings, 20% 0.968-0.973).
     lance_index_min_rows: int = Field(default=5000, ge=256)
     lance_optimize_rows: int = Field(default=2000, ge=1)
     lance_nprobes: int = Field(default=20, ge=1)
@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     # Memory for index partitions read by search (LanceDB's own default is 6 GiB): it bounds
     # how search memory grows with the table; a partition not cached is read again. The
     # IVF_RQ index takes about 152 bytes a row (304 MB at 2M rows), so 512 MB holds it up
-    # to about 3.4M rows (at 2M, 256 MB made a query 195 ms instead of 41).
+    # to about 3.4M rows (at 2M rows, 256 MB made a spread-out query 10 s on MiniStack;
+    # with 512 MB, /search p50 was 139 ms).
     lance_index_cache_mb: int = Field(default=512, ge=0)
     # Memory for table metadata (manifests, fragment and page tables; LanceDB's default is
     # 1 GiB): with the index cache, what bounds a search process's LanceDB memory.
