@@ -161,8 +161,7 @@ def index_cache_warning(rows: int, dim: int, cache_mb: int) -> str | None:
         f"the vector index of {rows:,} rows takes about {index_mb:,.0f} MB, more than the "
         f"{cache_mb:,} MB index cache (PIXSEARCH_LANCE_INDEX_CACHE_MB): queries read index "
         "partitions from the object store again (at 2M rows, seconds a query instead of "
-        "a tenth of one); "
-        "raise it where the search function's memory allows"
+        "a tenth of one); raise it where the search function's memory allows"
     )
 
 
