@@ -29,8 +29,8 @@ from lancedb.index import IvfRq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.lance_sweep import queries_and_truth  # noqa: E402
-from bench.vector_store import DIM, K, clustered  # noqa: E402
+from bench.lance_sweep import queries_and_truth, timed_recall  # noqa: E402
+from bench.vector_store import DIM, clustered  # noqa: E402
 from pixsearch.vectorstore.lance_indexes import RQ_BITS  # noqa: E402
 
 SCHEMA = pa.schema([("n", pa.int64()), ("vector", pa.list_(pa.float32(), DIM))])
@@ -67,16 +67,9 @@ def main() -> None:
             print(f"size {size} (~{partitions:.0f} partitions) trained in {took_s:.0f} s")
             for share in (float(s) for s in args.shares.split(",")):
                 probes = max(1, round(share * partitions))
-                found, took = 0, []
-                for query, exact in zip(queries, truth, strict=True):
-                    began = time.perf_counter()
-                    search = table.search(query, vector_column_name="vector")
-                    search = search.distance_type("cosine").limit(K).refine_factor(args.refine)
-                    search = search.minimum_nprobes(probes).maximum_nprobes(probes)
-                    rows = search.select(["n"]).to_arrow()["n"].to_pylist()
-                    took.append(time.perf_counter() - began)
-                    found += len(exact & set(rows))
-                recall = found / (K * len(queries))
+                recall, took = timed_recall(
+                    table, queries, truth, probes, args.refine, column="n", number=int
+                )
                 p50_ms = statistics.median(took) * 1000
                 line = f"  {probes} partitions ({share:.0%}): recall@10 {recall:.3f}"
                 print(f"{line}, p50 {p50_ms:.0f} ms", flush=True)

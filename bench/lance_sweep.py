@@ -24,7 +24,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,29 @@ def queries_and_truth(rows: int, count: int) -> tuple[np.ndarray, list[set[int]]
 
 def row_number(key: str) -> int:
     return int(key.split("/")[-1].split(".")[0], 16)
+
+
+def timed_recall(
+    table: Any,
+    queries: np.ndarray,
+    truth: list[set[int]],
+    probes: int,
+    refine: int,
+    column: str = "key",
+    number: Callable[[Any], int] = row_number,
+) -> tuple[float, list[float]]:
+    """recall@``K`` of ``queries`` searching ``probes`` partitions, re-ranking ``refine``
+    times ``K``, and each query's seconds (``number`` maps ``column`` to a row number)."""
+    found, took = 0, []
+    for query, exact in zip(queries, truth, strict=True):
+        began = time.perf_counter()
+        search = table.search(query, vector_column_name="vector")
+        search = search.distance_type("cosine").limit(K).refine_factor(refine)
+        search = search.minimum_nprobes(probes).maximum_nprobes(probes)
+        values = search.select([column]).to_arrow()[column].to_pylist()
+        took.append(time.perf_counter() - began)
+        found += len(exact & {number(value) for value in values})
+    return found / (K * len(queries)), took
 
 
 def main() -> None:
@@ -86,18 +111,10 @@ def main() -> None:
                 table = LanceTables(capped, ObjectStore(bucket), settings.model_tag).open(ROWS)
             for probes in (int(p) for p in args.probes.split(",")):
                 for refine in (int(r) for r in args.refine.split(",")):
-                    found, took = 0, []
-                    for query, exact in zip(queries, truth, strict=True):
-                        began = time.perf_counter()
-                        search = table.search(query, vector_column_name="vector")
-                        search = search.distance_type("cosine").limit(K).refine_factor(refine)
-                        search = search.minimum_nprobes(probes).maximum_nprobes(probes)
-                        keys = search.select(["key"]).to_arrow()["key"].to_pylist()
-                        took.append(time.perf_counter() - began)
-                        found += len(exact & {row_number(key) for key in keys})
+                    recall, took = timed_recall(table, queries, truth, probes, refine)
                     print(
                         f"cache {cache_mb or settings.lance_index_cache_mb} MB, probes {probes},"
-                        f" refine {refine}: recall@10 {found / (K * len(queries)):.3f},"
+                        f" refine {refine}: recall@10 {recall:.3f},"
                         f" p50 {statistics.median(took) * 1000:.0f} ms,"
                         f" mean {statistics.fmean(took) * 1000:.0f} ms",
                         flush=True,
